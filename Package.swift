@@ -1,0 +1,62 @@
+// swift-tools-version: 6.1
+// VirtqueueBench: virtio 1.2 split and packed rings, doorbells, vDPA-style mediation,
+// and the benchmark engine that measures them. Layers (DESIGN.md), bottom up:
+// C shims → VirtioMemory → Virtqueue → Doorbell → Mediation → VQBenchKit → vqbench.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "VirtqueueBench",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "VirtioMemory", targets: ["VirtioMemory"]),
+        .executable(name: "vqbench", targets: ["vqbench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // Thin C shims (STYLE.md: C stays thin).
+        .systemLibrary(
+            name: "CUring",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHugetlbfs",
+            providers: [.apt(["libhugetlbfs-dev"])]
+        ),
+        .target(name: "CPlatform"),
+
+        .target(
+            name: "VirtioMemory",
+            dependencies: [
+                "CPlatform", "CHugetlbfs",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vqbench",
+            dependencies: [
+                "VirtioMemory", "CUring",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "VirtioMemoryTests",
+            dependencies: [
+                "VirtioMemory", "CUring", "CPlatform",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,82 @@
+// CPlatform implementation: see CPlatform.h.
+#define _GNU_SOURCE
+#include "CPlatform.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+
+static uint64_t clock_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t cplatform_rdtsc(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    return clock_ns(CLOCK_MONOTONIC);
+#endif
+}
+
+double cplatform_measure_tsc_hz(uint64_t interval_ns) {
+    uint64_t t0 = clock_ns(CLOCK_MONOTONIC_RAW);
+    uint64_t c0 = cplatform_rdtsc();
+    uint64_t t1;
+    do {
+        t1 = clock_ns(CLOCK_MONOTONIC_RAW);
+    } while (t1 - t0 < interval_ns);
+    uint64_t c1 = cplatform_rdtsc();
+    return (double)(c1 - c0) * 1e9 / (double)(t1 - t0);
+}
+
+int cplatform_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int cplatform_current_cpu(void) { return sched_getcpu(); }
+
+int cplatform_allowed_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return CPU_COUNT(&set);
+}
+
+uint64_t cplatform_thread_cpu_time_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
+
+uint64_t cplatform_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+int32_t cplatform_gettid(void) { return (int32_t)syscall(SYS_gettid); }
+
+int cplatform_memfd_create(const char *name, unsigned int flags) {
+    return (int)syscall(SYS_memfd_create, name, flags);
+}
+
+unsigned int cplatform_mfd_cloexec(void) { return MFD_CLOEXEC; }
+unsigned int cplatform_mfd_hugetlb(void) { return MFD_HUGETLB; }
+unsigned int cplatform_huge_page_size_flag(unsigned int log2_page_size) {
+    return log2_page_size << 26; /* MAP_HUGE_SHIFT == MFD_HUGE_SHIFT == 26 */
+}
+int cplatform_map_hugetlb(void) { return MAP_HUGETLB; }
+int cplatform_map_populate(void) { return MAP_POPULATE; }
+int cplatform_madv_hugepage(void) { return MADV_HUGEPAGE; }

@@ -1,0 +1,56 @@
+// CPlatform: the few things Swift cannot say itself — a pause instruction, the TSC,
+// thread affinity and CPU clocks, and kernel constants that only exist as macros.
+// Every symbol is prefixed cplatform_ (as swift-nio prefixes its shims).
+#ifndef CPLATFORM_H
+#define CPLATFORM_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+
+/// Spin-wait hint (x86 `pause`, arm64 `yield`).
+static inline void cplatform_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/// Time-stamp counter (x86 rdtsc; arm64 cntvct_el0; otherwise CLOCK_MONOTONIC ns).
+uint64_t cplatform_rdtsc(void);
+
+/// Measures the TSC frequency against CLOCK_MONOTONIC_RAW over `interval_ns`.
+double cplatform_measure_tsc_hz(uint64_t interval_ns);
+
+/// Pins the calling thread to one CPU. Returns 0 or an errno value.
+int cplatform_pin_current_thread(int cpu);
+
+/// The CPU the calling thread runs on now, or -1.
+int cplatform_current_cpu(void);
+
+/// Number of CPUs the calling thread may run on (its affinity mask).
+int cplatform_allowed_cpu_count(void);
+
+/// CPU time consumed by the calling thread, in nanoseconds.
+uint64_t cplatform_thread_cpu_time_ns(void);
+
+/// CLOCK_MONOTONIC in nanoseconds.
+uint64_t cplatform_monotonic_ns(void);
+
+/// Kernel thread id of the calling thread.
+int32_t cplatform_gettid(void);
+
+/// memfd_create with the given MFD_* flags; returns fd or -1 with errno set.
+int cplatform_memfd_create(const char *name, unsigned int flags);
+
+/// Flags that exist only as macros in the C headers.
+unsigned int cplatform_mfd_cloexec(void);
+unsigned int cplatform_mfd_hugetlb(void);
+/// MFD_HUGE_* / MAP_HUGE_* encoding of a page size: log2(page_size) << 26.
+unsigned int cplatform_huge_page_size_flag(unsigned int log2_page_size);
+int cplatform_map_hugetlb(void);
+int cplatform_map_populate(void);
+int cplatform_madv_hugepage(void);
+
+#endif

@@ -1,0 +1,11 @@
+// vqbench: the command-line front of VirtqueueBench (DESIGN.md, top layer).
+
+import ArgumentParser
+
+@main
+struct VQBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vqbench",
+        abstract: "Measure virtio virtqueues, doorbells and vDPA mediation strategies.",
+        subcommands: [MemoryCommand.self])
+}
