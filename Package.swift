@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "VirtioMemory", targets: ["VirtioMemory"]),
+        .library(name: "Virtqueue", targets: ["Virtqueue"]),
         .executable(name: "vqbench", targets: ["vqbench"]),
     ],
     dependencies: [
@@ -41,6 +42,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "Virtqueue",
+            dependencies: [
+                "VirtioMemory",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vqbench",
             dependencies: [
@@ -50,6 +59,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test-only: Linux's <linux/virtio_ring.h>, the independent reference for layouts.
+        .target(name: "CVirtioUAPI", path: "Tests/CVirtioUAPI"),
+        .testTarget(
+            name: "VirtqueueTests",
+            dependencies: [
+                "Virtqueue", "VirtioMemory", "CVirtioUAPI", "CPlatform",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "VirtioMemoryTests",
             dependencies: [

@@ -1,0 +1,50 @@
+// The verbs both layouts share, so the hot loop (post → kick decision → pop → push used →
+// interrupt decision → reclaim) is written once and specialised for each layout at
+// compile time. Protocols used only as generic constraints, never as existentials.
+
+/// What a driver half does, split or packed.
+public protocol VirtqueueDriverHalf {
+    var queueSize: Int { get }
+    var freeDescriptors: Int { get }
+    var buffersInFlight: Int { get }
+    var notificationData: NotificationData { get }
+    mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16
+    mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
+    mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
+    mutating func publish()
+    mutating func kickNeeded() -> Bool
+    mutating func reclaim() throws(VirtqueueError) -> UsedBuffer?
+    mutating func enableInterrupts() -> Bool
+    mutating func disableInterrupts()
+}
+
+/// What a device half does, split or packed.
+public protocol VirtqueueDeviceHalf {
+    var segments: UnsafeBufferPointer<Segment> { get }
+    var brokenBy: VirtqueueError? { get }
+    mutating func hasAvailable() -> Bool
+    mutating func pop() throws(VirtqueueError) -> Chain?
+    /// Marks `chain` used with `length` bytes written (not visible until `publishUsed()`).
+    mutating func pushUsed(_ chain: Chain, length: UInt32)
+    mutating func publishUsed()
+    mutating func interruptNeeded() -> Bool
+    mutating func enableKicks() -> Bool
+    mutating func disableKicks()
+}
+
+extension SplitDriver: VirtqueueDriverHalf {}
+extension PackedDriver: VirtqueueDriverHalf {}
+
+extension SplitDevice: VirtqueueDeviceHalf {
+    @inlinable @inline(__always)
+    public mutating func pushUsed(_ chain: Chain, length: UInt32) {
+        pushUsed(id: chain.id, length: length)
+    }
+}
+
+extension PackedDevice: VirtqueueDeviceHalf {
+    @inlinable @inline(__always)
+    public mutating func pushUsed(_ chain: Chain, length: UInt32) {
+        pushUsed(id: chain.id, length: length, ringDescriptors: chain.ringDescriptors)
+    }
+}

@@ -1,0 +1,374 @@
+// The driver half of a packed virtqueue (virtio 1.2 §2.8.21–§2.8.22): writes chains into
+// the descriptor ring with AVAIL/USED bits from its wrap counter, head flags last, decides
+// whether to kick and reclaims used descriptors. Owned by one thread; shares only ring memory.
+
+import Atomics
+import VirtioMemory
+
+/// Driver half of a packed ring. A value type: the thread that drives the queue owns it.
+public struct PackedDriver: @unchecked Sendable {
+    public let queueIndex: UInt16
+    public let layout: PackedLayout
+    public let features: VirtioFeatures
+    public let addresses: RingAddresses
+
+    @usableFromInline let size: UInt16
+    @usableFromInline let descriptors: UnsafeMutableRawPointer
+    /// Driver event suppression: we write it (interrupt suppression).
+    @usableFromInline let driverEvent: UnsafeMutableRawPointer
+    /// Device event suppression: we read it (kick suppression).
+    @usableFromInline let deviceEvent: UnsafeMutableRawPointer
+    @usableFromInline let eventIndex: Bool
+    @usableFromInline let inOrder: Bool
+
+    // Private bookkeeping, per buffer id.
+    /// Ring descriptors of the chain with this id; 0 when not in flight.
+    @usableFromInline let chainLength: UnsafeMutablePointer<UInt16>
+    @usableFromInline let writableBytes: UnsafeMutablePointer<UInt32>
+    /// Stack of free buffer ids.
+    @usableFromInline let freeIds: UnsafeMutablePointer<UInt16>
+    private let storage: HalfStorage
+
+    @usableFromInline var freeIdCount: Int
+    @usableFromInline var freeCount: Int
+    @usableFromInline var inFlightCount: Int = 0
+    @usableFromInline var nextAvailable: UInt16 = 0
+    /// §2.8.1: both wrap counters start at 1.
+    @usableFromInline var availableWrap = true
+    @usableFromInline var nextUsed: UInt16 = 0
+    @usableFromInline var usedWrap = true
+    /// Ring descriptors made available since the last kick decision.
+    @usableFromInline var addedSinceKickCheck: UInt16 = 0
+    /// The first head of the batch not yet published: its position and flags (-1: none).
+    @usableFromInline var pendingHead: Int = -1
+    @usableFromInline var pendingHeadFlags: UInt16 = 0
+    /// IN_ORDER: ids are handed out in turn; the oldest in flight.
+    @usableFromInline var inOrderNextId: UInt16 = 0
+    @usableFromInline var inOrderOldestId: UInt16 = 0
+
+    @usableFromInline let indirectHost: UnsafeMutableRawPointer?
+    @usableFromInline let indirectGPA: UInt64
+    @usableFromInline let indirectEntries: Int
+
+    public init(queue: UInt16 = 0, layout: PackedLayout, addresses: RingAddresses, memory: GuestMemory,
+                features: VirtioFeatures, indirectPool: IndirectPool? = nil) throws(VirtqueueError) {
+        self.queueIndex = queue
+        self.layout = layout
+        self.features = features
+        self.addresses = addresses
+        let n = layout.queueSize
+        size = UInt16(truncatingIfNeeded: n)
+        descriptors = try SplitDriver.area(memory, addresses.descriptorArea, layout.descriptorRingSize,
+                                           PackedLayout.descriptorRingAlignment, "descriptor ring", queue)
+        driverEvent = try SplitDriver.area(memory, addresses.driverArea, PackedLayout.eventSuppressionSize,
+                                           PackedLayout.eventSuppressionAlignment, "driver event suppression", queue)
+        deviceEvent = try SplitDriver.area(memory, addresses.deviceArea, PackedLayout.eventSuppressionSize,
+                                           PackedLayout.eventSuppressionAlignment, "device event suppression", queue)
+        eventIndex = features.contains(.eventIndex)
+        inOrder = features.contains(.inOrder)
+        freeCount = n
+        freeIdCount = n
+        storage = HalfStorage(bytes: n * (2 + 4 + 2))
+        chainLength = storage.base.bindMemory(to: UInt16.self, capacity: n)
+        writableBytes = (storage.base + 2 * n).bindMemory(to: UInt32.self, capacity: n)
+        freeIds = (storage.base + 6 * n).bindMemory(to: UInt16.self, capacity: n)
+        for i in 0..<n { freeIds[i] = UInt16(truncatingIfNeeded: n - 1 - i) }
+        if let pool = indirectPool, features.contains(.indirectDescriptors) {
+            indirectHost = try SplitDriver.area(memory, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
+                                                16, "indirect table pool", queue)
+            indirectGPA = pool.gpa
+            indirectEntries = pool.entriesPerTable
+        } else {
+            indirectHost = nil
+            indirectGPA = 0
+            indirectEntries = 0
+        }
+        descriptors.initializeMemory(as: UInt8.self, repeating: 0, count: layout.descriptorRingSize)
+        driverEvent.initializeMemory(as: UInt8.self, repeating: 0, count: PackedLayout.eventSuppressionSize)
+        deviceEvent.initializeMemory(as: UInt8.self, repeating: 0, count: PackedLayout.eventSuppressionSize)
+    }
+
+    public var queueSize: Int { layout.queueSize }
+    public var freeDescriptors: Int { freeCount }
+    public var buffersInFlight: Int { inFlightCount }
+
+    /// AVAIL = wrap counter, USED = its inverse (§2.8.1): "available in this lap".
+    @inlinable @inline(__always)
+    static func availableBits(_ wrap: Bool) -> UInt16 {
+        wrap ? DescriptorFlags.available : DescriptorFlags.used
+    }
+
+    // MARK: - Posting
+
+    /// Posts one single-descriptor chain; returns its buffer id.
+    @inlinable
+    public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
+        guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
+        let id = takeId()
+        let position = nextAvailable
+        let flags = (buffer.isWritable ? DescriptorFlags.write : 0) | Self.availableBits(availableWrap)
+        let d = descriptors + Int(position) &* 16
+        d.storeLE64(buffer.address, 0)
+        d.storeLE32(buffer.length, 8)
+        d.storeLE16(id, 12)
+        advanceAvailable(by: 1)
+        writeHeadFlags(position: position, flags: flags)
+        return addChain(id: id, descriptors: 1, writable: buffer.isWritable ? buffer.length : 0)
+    }
+
+    /// Posts a chain of buffers, device-readable first; the id goes in every descriptor
+    /// (the device reads it from the last), the head's flags are written last.
+    @inlinable
+    public mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
+        let count = buffers.count
+        try validateChain(buffers)
+        guard count <= freeCount else { throw .queueFull(queue: queueIndex, needed: count, free: freeCount) }
+        let id = takeId()
+        let headPosition = nextAvailable
+        var headFlags: UInt16 = 0
+        var writable: UInt32 = 0
+        for i in 0..<count {
+            let b = buffers[i]
+            var flags: UInt16 = (b.isWritable ? DescriptorFlags.write : 0) | Self.availableBits(availableWrap)
+            if i != count &- 1 { flags |= DescriptorFlags.next }
+            if b.isWritable { writable &+= b.length }
+            let d = descriptors + Int(nextAvailable) &* 16
+            d.storeLE64(b.address, 0)
+            d.storeLE32(b.length, 8)
+            d.storeLE16(id, 12)
+            if i == 0 { headFlags = flags } else { d.storeRelaxedLE16(flags, PackedLayout.flagsOffset) }
+            advanceAvailable(by: 1)
+        }
+        writeHeadFlags(position: headPosition, flags: headFlags)
+        return addChain(id: id, descriptors: UInt16(truncatingIfNeeded: count), writable: writable)
+    }
+
+    /// Posts a chain through one indirect table (§2.8.19): one ring descriptor.
+    @inlinable
+    public mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
+        guard let table = indirectHost else { throw .indirectUnavailable(queue: queueIndex) }
+        try validateChain(buffers)
+        guard buffers.count <= indirectEntries else {
+            throw .invalidChain(queue: queueIndex, reason: "\(buffers.count) buffers exceed the indirect table of \(indirectEntries)")
+        }
+        guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
+        let id = takeId()
+        let tableHost = table + Int(id) &* indirectEntries &* 16
+        var writable: UInt32 = 0
+        for i in 0..<buffers.count {
+            let b = buffers[i]
+            if b.isWritable { writable &+= b.length }
+            let e = tableHost + i &* 16
+            e.storeLE64(b.address, 0)
+            e.storeLE32(b.length, 8)
+            e.storeLE16(0, 12)
+            e.storeLE16(b.isWritable ? DescriptorFlags.write : 0, 14)
+        }
+        let position = nextAvailable
+        let d = descriptors + Int(position) &* 16
+        d.storeLE64(indirectGPA &+ UInt64(Int(id) &* indirectEntries &* 16), 0)
+        d.storeLE32(UInt32(buffers.count &* 16), 8)
+        d.storeLE16(id, 12)
+        let flags = DescriptorFlags.indirect | Self.availableBits(availableWrap)
+        advanceAvailable(by: 1)
+        writeHeadFlags(position: position, flags: flags)
+        return addChain(id: id, descriptors: 1, writable: writable)
+    }
+
+    @inlinable
+    func validateChain(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) {
+        guard !buffers.isEmpty else { throw .invalidChain(queue: queueIndex, reason: "no buffers") }
+        var seenWritable = false
+        for b in buffers {
+            if b.isWritable { seenWritable = true } else if seenWritable {
+                throw .invalidChain(queue: queueIndex, reason: "a device-readable buffer follows a device-writable one")
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func takeId() -> UInt16 {
+        if inOrder {
+            let id = inOrderNextId
+            inOrderNextId = inOrderNextId &+ 1 == size ? 0 : inOrderNextId &+ 1
+            freeIdCount &-= 1
+            return id
+        }
+        freeIdCount &-= 1
+        return freeIds[freeIdCount]
+    }
+
+    @inlinable @inline(__always)
+    mutating func advanceAvailable(by n: UInt16) {
+        nextAvailable &+= n
+        if nextAvailable >= size {
+            nextAvailable &-= size
+            availableWrap.toggle()
+        }
+    }
+
+    /// The first head of a batch is held back until `publish()`; later heads in the batch
+    /// can be stored now, since the device reads the ring in order and stops at the first.
+    @inlinable @inline(__always)
+    mutating func writeHeadFlags(position: UInt16, flags: UInt16) {
+        if pendingHead < 0 {
+            pendingHead = Int(position)
+            pendingHeadFlags = flags
+        } else {
+            (descriptors + Int(position) &* 16).storeRelaxedLE16(flags, PackedLayout.flagsOffset)
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func addChain(id: UInt16, descriptors count: UInt16, writable: UInt32) -> UInt16 {
+        chainLength[Int(id)] = count
+        writableBytes[Int(id)] = writable
+        freeCount &-= Int(count)
+        inFlightCount &+= 1
+        addedSinceKickCheck &+= count
+        return id
+    }
+
+    /// Makes every chain posted so far visible: one release store of the batch's first head flags.
+    @inlinable
+    public mutating func publish() {
+        guard pendingHead >= 0 else { return }
+        // release: every descriptor of the batch is visible no later than the first head's
+        // flags; pairs with the device's acquire load of those flags (§2.8.21.3).
+        (descriptors + pendingHead &* 16).storeReleaseLE16(pendingHeadFlags, PackedLayout.flagsOffset)
+        pendingHead = -1
+    }
+
+    // MARK: - Kick decision (§2.8.10, §2.8.21.3.1)
+
+    @inlinable
+    public mutating func kickNeeded() -> Bool {
+        // Full fence: the published flags must be visible before we read the device's
+        // event suppression (store → load), or a device going to sleep is never kicked.
+        fullFence()
+        let new = nextAvailable
+        let old = new &- addedSinceKickCheck
+        addedSinceKickCheck = 0
+        // acquire: pairs with the device's release of flags after writing off_wrap.
+        let flags = deviceEvent.loadAcquireLE16(PackedLayout.eventFlagsOffset)
+        if flags == PackedEventFlags.disable { return false }
+        guard flags == PackedEventFlags.descriptor, eventIndex else { return true }
+        let offWrap = deviceEvent.loadRelaxedLE16(PackedLayout.eventOffsetWrapOffset)
+        var event = offWrap & 0x7FFF
+        if (offWrap >> 15 != 0) != availableWrap { event &-= size }
+        return needsEvent(event: event, new: new, old: old)
+    }
+
+    @inlinable
+    public var notificationData: NotificationData {
+        NotificationData(queue: queueIndex, packedNextOffset: nextAvailable, wrapCounter: availableWrap)
+    }
+
+    // MARK: - Reclaiming
+
+    /// Whether the descriptor at our used position has been used by the device.
+    @inlinable
+    public func hasUsed() -> Bool {
+        // acquire: pairs with the device's release of the used flags, so id and len are visible.
+        let flags = (descriptors + Int(nextUsed) &* 16).loadAcquireLE16(PackedLayout.flagsOffset)
+        return Self.isUsed(flags, wrap: usedWrap)
+    }
+
+    @inlinable @inline(__always)
+    static func isUsed(_ flags: UInt16, wrap: Bool) -> Bool {
+        let bits = flags & (DescriptorFlags.available | DescriptorFlags.used)
+        return bits == (wrap ? DescriptorFlags.available | DescriptorFlags.used : 0)
+    }
+
+    @inlinable
+    public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
+        guard inFlightCount > 0, hasUsed() else { return nil }
+        let d = descriptors + Int(nextUsed) &* 16
+        let rawId = d.loadLE16(12)
+        let length = d.loadLE32(8)
+        let id = UInt32(rawId)
+        guard rawId < size else { throw .usedIdOutOfRange(queue: queueIndex, id: id, queueSize: layout.queueSize) }
+        if inOrder {
+            // IN_ORDER (§2.8.9): one used descriptor may stand for every buffer up to its id.
+            let oldest = inOrderOldestId
+            guard chainLength[Int(oldest)] != 0, chainLength[Int(rawId)] != 0 else {
+                throw .usedIdNotInFlight(queue: queueIndex, id: id)
+            }
+            let count = chainLength[Int(oldest)]
+            var reported = writableBytes[Int(oldest)]
+            if oldest == rawId {
+                guard length <= reported else {
+                    throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: reported)
+                }
+                reported = length
+                advanceUsed(by: count)
+            } else {
+                // Not the batch's last buffer: the used descriptor stays for the next call,
+                // so skip none of the ring but account this buffer's descriptors in advance.
+                advanceUsedDeferred(by: count)
+            }
+            inOrderOldestId = oldest &+ 1 == size ? 0 : oldest &+ 1
+            releaseId(oldest, count: count)
+            return UsedBuffer(id: oldest, length: reported)
+        }
+        let count = chainLength[Int(rawId)]
+        guard count != 0 else { throw .usedIdNotInFlight(queue: queueIndex, id: id) }
+        guard length <= writableBytes[Int(rawId)] else {
+            throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes[Int(rawId)])
+        }
+        advanceUsed(by: count)
+        releaseId(rawId, count: count)
+        return UsedBuffer(id: rawId, length: length)
+    }
+
+    /// Descriptors of earlier in-order buffers whose used descriptor has not been reached yet.
+    @usableFromInline var deferredUsedSkip: UInt16 = 0
+
+    @inlinable @inline(__always)
+    mutating func advanceUsedDeferred(by n: UInt16) {
+        deferredUsedSkip &+= n
+    }
+
+    @inlinable @inline(__always)
+    mutating func advanceUsed(by n: UInt16) {
+        nextUsed &+= n &+ deferredUsedSkip
+        deferredUsedSkip = 0
+        if nextUsed >= size {
+            nextUsed &-= size
+            usedWrap.toggle()
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func releaseId(_ id: UInt16, count: UInt16) {
+        chainLength[Int(id)] = 0
+        freeCount &+= Int(count)
+        inFlightCount &-= 1
+        if !inOrder { freeIds[freeIdCount] = id }
+        freeIdCount &+= 1
+    }
+
+    // MARK: - Interrupt suppression (§2.8.10)
+
+    /// Asks the device for an interrupt on the next used descriptor, then re-checks.
+    /// Returns true when used descriptors are already pending (do not sleep).
+    @inlinable
+    public mutating func enableInterrupts() -> Bool {
+        if eventIndex {
+            let offWrap = nextUsed | (usedWrap ? 0x8000 : 0)
+            driverEvent.storeRelaxedLE16(offWrap, PackedLayout.eventOffsetWrapOffset)
+            // release: off_wrap is visible before the flags that make the device read it.
+            driverEvent.storeReleaseLE16(PackedEventFlags.descriptor, PackedLayout.eventFlagsOffset)
+        } else {
+            driverEvent.storeRelaxedLE16(PackedEventFlags.enable, PackedLayout.eventFlagsOffset)
+        }
+        // Full fence: "interrupt me" must be visible before the re-check (store → load).
+        fullFence()
+        return inFlightCount > 0 && hasUsed()
+    }
+
+    @inlinable
+    public mutating func disableInterrupts() {
+        driverEvent.storeRelaxedLE16(PackedEventFlags.disable, PackedLayout.eventFlagsOffset)
+    }
+}

@@ -1,0 +1,368 @@
+// The driver half of a split virtqueue (virtio 1.2 §2.7.13–§2.7.14): posts chains into
+// the descriptor table and available ring, decides whether to kick, reclaims used buffers
+// and checks what the device wrote. Owned by one thread; shares only ring memory.
+
+import Atomics
+import VirtioMemory
+
+/// Driver half of a split ring. A value type: the thread that drives the queue owns it.
+public struct SplitDriver: @unchecked Sendable {
+    public let queueIndex: UInt16
+    public let layout: SplitLayout
+    public let features: VirtioFeatures
+    public let addresses: RingAddresses
+
+    @usableFromInline let size: UInt16
+    @usableFromInline let mask: UInt16
+    @usableFromInline let descriptors: UnsafeMutableRawPointer
+    @usableFromInline let available: UnsafeMutableRawPointer
+    @usableFromInline let used: UnsafeMutableRawPointer
+    @usableFromInline let usedEventOffset: Int
+    @usableFromInline let availableEventOffset: Int
+    @usableFromInline let eventIndex: Bool
+    @usableFromInline let inOrder: Bool
+
+    // Private bookkeeping (never read back from ring memory, which the device could scribble on).
+    /// Free-list and chain links, one per descriptor.
+    @usableFromInline let next: UnsafeMutablePointer<UInt16>
+    /// Descriptors in the chain headed here; 0 when the head is not in flight.
+    @usableFromInline let chainLength: UnsafeMutablePointer<UInt16>
+    /// Device-writable bytes of the chain headed here.
+    @usableFromInline let writableBytes: UnsafeMutablePointer<UInt32>
+    private let storage: HalfStorage
+
+    @usableFromInline var freeHead: UInt16 = 0
+    @usableFromInline var freeCount: Int
+    @usableFromInline var inFlightCount: Int = 0
+    /// Next available index to write (published or not).
+    @usableFromInline var availableIndex: UInt16 = 0
+    /// Chains added since the last kick decision.
+    @usableFromInline var addedSinceKickCheck: UInt16 = 0
+    /// Used index up to which buffers were reclaimed.
+    @usableFromInline var lastUsedIndex: UInt16 = 0
+    /// Last used index read from the ring (re-read only when everything up to it is reclaimed).
+    @usableFromInline var usedIndexShadow: UInt16 = 0
+    /// IN_ORDER: the next descriptor to hand out (descriptors go round the table in order).
+    @usableFromInline var inOrderNext: UInt16 = 0
+    /// IN_ORDER: the oldest head in flight.
+    @usableFromInline var inOrderOldest: UInt16 = 0
+
+    @usableFromInline let indirectHost: UnsafeMutableRawPointer?
+    @usableFromInline let indirectGPA: UInt64
+    @usableFromInline let indirectEntries: Int
+
+    /// Sets up the driver side of a queue whose areas are at `addresses` in `memory`, and
+    /// initialises the ring (zeroes it, as a driver allocating a ring does).
+    public init(queue: UInt16 = 0, layout: SplitLayout, addresses: RingAddresses, memory: GuestMemory,
+                features: VirtioFeatures, indirectPool: IndirectPool? = nil) throws(VirtqueueError) {
+        self.queueIndex = queue
+        self.layout = layout
+        self.features = features
+        self.addresses = addresses
+        let n = layout.queueSize
+        size = UInt16(truncatingIfNeeded: n)  // 32768 fits; masks use size - 1
+        mask = UInt16(n - 1)
+        descriptors = try Self.area(memory, addresses.descriptorArea, layout.descriptorTableSize,
+                                    SplitLayout.descriptorTableAlignment, "descriptor table", queue)
+        available = try Self.area(memory, addresses.driverArea, layout.availableRingSize,
+                                  SplitLayout.availableRingAlignment, "available ring", queue)
+        used = try Self.area(memory, addresses.deviceArea, layout.usedRingSize,
+                             SplitLayout.usedRingAlignment, "used ring", queue)
+        usedEventOffset = layout.usedEventOffset
+        availableEventOffset = layout.availableEventOffset
+        eventIndex = features.contains(.eventIndex)
+        inOrder = features.contains(.inOrder)
+        freeCount = n
+
+        storage = HalfStorage(bytes: n * (2 + 2 + 4))
+        next = storage.base.bindMemory(to: UInt16.self, capacity: n)
+        chainLength = (storage.base + 2 * n).bindMemory(to: UInt16.self, capacity: n)
+        writableBytes = (storage.base + 4 * n).bindMemory(to: UInt32.self, capacity: n)
+        for i in 0..<n { next[i] = UInt16(truncatingIfNeeded: (i + 1) & (n - 1)) }
+
+        if let pool = indirectPool, features.contains(.indirectDescriptors) {
+            indirectHost = try Self.area(memory, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
+                                         16, "indirect table pool", queue)
+            indirectGPA = pool.gpa
+            indirectEntries = pool.entriesPerTable
+        } else {
+            indirectHost = nil
+            indirectGPA = 0
+            indirectEntries = 0
+        }
+        descriptors.initializeMemory(as: UInt8.self, repeating: 0, count: layout.descriptorTableSize)
+        available.initializeMemory(as: UInt8.self, repeating: 0, count: layout.availableRingSize)
+        used.initializeMemory(as: UInt8.self, repeating: 0, count: layout.usedRingSize)
+    }
+
+    static func area(_ memory: GuestMemory, _ gpa: UInt64, _ bytes: Int, _ alignment: Int,
+                     _ name: String, _ queue: UInt16) throws(VirtqueueError) -> UnsafeMutableRawPointer {
+        guard gpa % UInt64(alignment) == 0 else {
+            throw .misalignedRingArea(queue: queue, area: name, gpa: gpa, alignment: alignment)
+        }
+        do {
+            return try memory.translate(gpa, length: UInt64(bytes))
+        } catch {
+            throw .ringAreaOutsideMemory(queue: queue, area: name, cause: error)
+        }
+    }
+
+    public var queueSize: Int { layout.queueSize }
+    /// Descriptors free for new chains.
+    public var freeDescriptors: Int { freeCount }
+    /// Chains posted and not yet reclaimed.
+    public var buffersInFlight: Int { inFlightCount }
+
+    // MARK: - Posting
+
+    /// Posts one single-descriptor chain; returns its id (the head index).
+    @inlinable
+    public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
+        guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
+        let head = takeDescriptor()
+        writeDescriptor(head, buffer.address, buffer.length, buffer.isWritable ? DescriptorFlags.write : 0, 0)
+        return addChain(head: head, length: 1, writable: buffer.isWritable ? buffer.length : 0)
+    }
+
+    /// Posts a chain of buffers, device-readable ones first (§2.7.4). Returns its id.
+    @inlinable
+    public mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
+        let count = buffers.count
+        try validateChain(buffers)
+        guard count <= freeCount else { throw .queueFull(queue: queueIndex, needed: count, free: freeCount) }
+        let head = takeDescriptor()
+        var index = head
+        var writable: UInt32 = 0
+        for i in 0..<count {
+            let b = buffers[i]
+            let last = i == count &- 1
+            let successor = last ? 0 : takeDescriptor()
+            if !last { next[Int(index)] = successor }
+            var flags: UInt16 = b.isWritable ? DescriptorFlags.write : 0
+            if !last { flags |= DescriptorFlags.next }
+            if b.isWritable { writable &+= b.length }
+            writeDescriptor(index, b.address, b.length, flags, successor)
+            index = successor
+        }
+        return addChain(head: head, length: UInt16(truncatingIfNeeded: count), writable: writable)
+    }
+
+    /// Posts a chain through one indirect table (VIRTIO_F_INDIRECT_DESC, §2.7.5.3).
+    @inlinable
+    public mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
+        guard let table = indirectHost else { throw .indirectUnavailable(queue: queueIndex) }
+        try validateChain(buffers)
+        guard buffers.count <= indirectEntries else {
+            throw .invalidChain(queue: queueIndex, reason: "\(buffers.count) buffers exceed the indirect table of \(indirectEntries)")
+        }
+        guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
+        let head = takeDescriptor()
+        let tableHost = table + Int(head) &* indirectEntries &* 16
+        var writable: UInt32 = 0
+        for i in 0..<buffers.count {
+            let b = buffers[i]
+            let last = i == buffers.count &- 1
+            var flags: UInt16 = b.isWritable ? DescriptorFlags.write : 0
+            if !last { flags |= DescriptorFlags.next }
+            if b.isWritable { writable &+= b.length }
+            let d = tableHost + i &* 16
+            d.storeLE64(b.address, 0)
+            d.storeLE32(b.length, 8)
+            d.storeLE16(flags, 12)
+            d.storeLE16(last ? 0 : UInt16(truncatingIfNeeded: i &+ 1), 14)
+        }
+        let tableGPA = indirectGPA &+ UInt64(Int(head) &* indirectEntries &* 16)
+        writeDescriptor(head, tableGPA, UInt32(buffers.count &* 16), DescriptorFlags.indirect, 0)
+        return addChain(head: head, length: 1, writable: writable)
+    }
+
+    @inlinable
+    func validateChain(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) {
+        guard !buffers.isEmpty else { throw .invalidChain(queue: queueIndex, reason: "no buffers") }
+        var seenWritable = false
+        for b in buffers {
+            if b.isWritable { seenWritable = true } else if seenWritable {
+                throw .invalidChain(queue: queueIndex, reason: "a device-readable buffer follows a device-writable one")
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    mutating func takeDescriptor() -> UInt16 {
+        freeCount &-= 1
+        if inOrder {
+            // §2.7.5: with IN_ORDER, descriptors are used in table order, wrapping at the end.
+            let d = inOrderNext
+            inOrderNext = (inOrderNext &+ 1) & mask
+            return d
+        }
+        let d = freeHead
+        freeHead = next[Int(d)]
+        return d
+    }
+
+    @inlinable @inline(__always)
+    func writeDescriptor(_ index: UInt16, _ address: UInt64, _ length: UInt32, _ flags: UInt16, _ successor: UInt16) {
+        let d = descriptors + Int(index) &* 16
+        d.storeLE64(address, 0)
+        d.storeLE32(length, 8)
+        d.storeLE16(flags, 12)
+        d.storeLE16(successor, 14)
+    }
+
+    @inlinable @inline(__always)
+    mutating func addChain(head: UInt16, length: UInt16, writable: UInt32) -> UInt16 {
+        chainLength[Int(head)] = length
+        writableBytes[Int(head)] = writable
+        available.storeLE16(head, SplitLayout.availableEntryOffset(Int(availableIndex & mask)))
+        availableIndex &+= 1
+        addedSinceKickCheck &+= 1
+        inFlightCount &+= 1
+        return head
+    }
+
+    /// Makes every chain posted so far visible to the device: one release store of avail.idx
+    /// for the whole batch (§2.7.13.3).
+    @inlinable
+    public mutating func publish() {
+        // release: the descriptors and ring entries written above become visible no later
+        // than the new index; pairs with the device's acquire load of avail.idx.
+        available.storeReleaseLE16(availableIndex, SplitLayout.availableIndexOffset)
+    }
+
+    // MARK: - Kick decision
+
+    /// Whether the device wants a kick for the chains published since the last decision
+    /// (§2.7.13.4 / §2.7.10). Pure decision: ringing the doorbell is the caller's business.
+    @inlinable
+    public mutating func kickNeeded() -> Bool {
+        // Full fence: our avail.idx store must be visible before we read the device's
+        // suppression field, or the device may have gone to sleep unseen (store → load).
+        fullFence()
+        let new = availableIndex
+        let old = new &- addedSinceKickCheck
+        addedSinceKickCheck = 0
+        if eventIndex {
+            let event = used.loadRelaxedLE16(availableEventOffset)
+            return needsEvent(event: event, new: new, old: old)
+        }
+        return used.loadRelaxedLE16(SplitLayout.usedFlagsOffset) & SplitRingFlags.noNotify == 0
+    }
+
+    /// The value a kick carries with VIRTIO_F_NOTIFICATION_DATA (§2.9).
+    @inlinable
+    public var notificationData: NotificationData {
+        NotificationData(queue: queueIndex, splitAvailableIndex: availableIndex)
+    }
+
+    // MARK: - Reclaiming
+
+    /// Whether the device has returned buffers not yet reclaimed.
+    @inlinable
+    public mutating func hasUsed() -> Bool {
+        if lastUsedIndex != usedIndexShadow { return true }
+        // acquire: pairs with the device's release of used.idx, so the entries are visible.
+        usedIndexShadow = used.loadAcquireLE16(SplitLayout.usedIndexOffset)
+        return lastUsedIndex != usedIndexShadow
+    }
+
+    /// Reclaims one used buffer, or nil when none is pending. Checks what the device wrote.
+    @inlinable
+    public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
+        guard hasUsed() else { return nil }
+        let pending = Int(usedIndexShadow &- lastUsedIndex)
+        guard pending <= inFlightCount else {
+            throw .usedIndexJump(queue: queueIndex, lastSeen: lastUsedIndex, published: usedIndexShadow, inFlight: inFlightCount)
+        }
+        if inOrder { return try reclaimInOrder() }
+        let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
+        let id = entry.loadLE32(0)
+        let length = entry.loadLE32(4)
+        guard id < UInt32(layout.queueSize) else {
+            throw .usedIdOutOfRange(queue: queueIndex, id: id, queueSize: layout.queueSize)
+        }
+        let head = UInt16(truncatingIfNeeded: id)
+        let count = chainLength[Int(head)]
+        guard count != 0 else { throw .usedIdNotInFlight(queue: queueIndex, id: id) }
+        guard length <= writableBytes[Int(head)] else {
+            throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes[Int(head)])
+        }
+        lastUsedIndex &+= 1
+        release(head: head, count: count)
+        return UsedBuffer(id: head, length: length)
+    }
+
+    /// IN_ORDER (§2.7.5, §2.7.8): buffers come back in the order posted, and the device may
+    /// write one used entry for a batch — in the slot of the batch's last buffer, with its
+    /// id. Earlier buffers of a batch report their whole writable length, as Linux does.
+    @inlinable
+    mutating func reclaimInOrder() throws(VirtqueueError) -> UsedBuffer {
+        let head = inOrderOldest
+        let count = chainLength[Int(head)]
+        guard count != 0 else { throw .usedIdNotInFlight(queue: queueIndex, id: UInt32(head)) }
+        var length = writableBytes[Int(head)]
+        if lastUsedIndex &+ 1 == usedIndexShadow {
+            // The newest published slot always holds a real entry: check it names this buffer.
+            let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
+            let id = entry.loadLE32(0)
+            guard id == UInt32(head) else {
+                if id >= UInt32(layout.queueSize) {
+                    throw .usedIdOutOfRange(queue: queueIndex, id: id, queueSize: layout.queueSize)
+                }
+                throw .usedOutOfOrder(queue: queueIndex, id: id, expected: UInt32(head))
+            }
+            length = entry.loadLE32(4)
+            guard length <= writableBytes[Int(head)] else {
+                throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes[Int(head)])
+            }
+        }
+        lastUsedIndex &+= 1
+        inOrderOldest = (head &+ count) & mask
+        release(head: head, count: count)
+        return UsedBuffer(id: head, length: length)
+    }
+
+    @inlinable @inline(__always)
+    mutating func release(head: UInt16, count: UInt16) {
+        chainLength[Int(head)] = 0
+        inFlightCount &-= 1
+        freeCount &+= Int(count)
+        guard !inOrder else { return }
+        // Walk our private links to the tail, then put the whole chain on the free list.
+        var tail = head
+        var remaining = count &- 1
+        while remaining > 0 {
+            tail = next[Int(tail)]
+            remaining &-= 1
+        }
+        next[Int(tail)] = freeHead
+        freeHead = head
+    }
+
+    // MARK: - Interrupt suppression (§2.7.7)
+
+    /// Asks the device for an interrupt on the next used buffer, then re-checks the ring.
+    /// Returns true when used buffers are already pending (do not sleep: reclaim them).
+    @inlinable
+    public mutating func enableInterrupts() -> Bool {
+        if eventIndex {
+            // used_event = the next used index we have not seen: interrupt when it is written.
+            available.storeRelaxedLE16(lastUsedIndex, usedEventOffset)
+        } else {
+            available.storeRelaxedLE16(0, SplitLayout.availableFlagsOffset)
+        }
+        // Full fence: "interrupt me" must be visible before we re-read used.idx, or an
+        // entry written in between goes unnoticed and unsignalled (the lost wakeup).
+        fullFence()
+        return hasUsed()
+    }
+
+    /// Tells the device interrupts are not needed (a hint, §2.7.7).
+    @inlinable
+    public mutating func disableInterrupts() {
+        if !eventIndex {
+            available.storeRelaxedLE16(SplitRingFlags.noInterrupt, SplitLayout.availableFlagsOffset)
+        }
+        // With EVENT_IDX, leaving used_event behind the used index suppresses interrupts.
+    }
+}
