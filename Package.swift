@@ -50,10 +50,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VQBenchKit",
+            dependencies: [
+                "Virtqueue", "VirtioMemory", "CPlatform",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vqbench",
             dependencies: [
-                "VirtioMemory", "CUring",
+                "VQBenchKit", "Virtqueue", "VirtioMemory", "CUring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -24,6 +24,11 @@ public struct GuestRegion: @unchecked Sendable, Equatable {
 /// sorted by address; the common one-region case is a single compare.
 public struct GuestMemory: @unchecked Sendable {
     @usableFromInline let regions: [GuestRegion]
+    // The first region again as plain fields: the one-region case (every queue arena) is
+    // then two compares and an add, with no array access on the hot path.
+    @usableFromInline let firstGPA: UInt64
+    @usableFromInline let firstSize: UInt64
+    @usableFromInline let firstHost: UnsafeMutableRawPointer?
 
     /// Builds an address space; regions may come in any order but must not overlap.
     public init(regions: [GuestRegion]) throws(MemoryError) {
@@ -36,14 +41,28 @@ public struct GuestMemory: @unchecked Sendable {
             throw .overlappingRegions(firstGPA: a.gpa, secondGPA: b.gpa)
         }
         self.regions = sorted
+        firstGPA = sorted.first?.gpa ?? 0
+        firstSize = sorted.first?.size ?? 0
+        firstHost = sorted.first?.host
     }
 
     /// The regions in address order.
     public var allRegions: [GuestRegion] { regions }
 
     /// Host pointer for the guest range `[gpa, gpa + length)`, which must lie inside one region.
-    @inlinable
+    @inlinable @inline(__always)
     public func translate(_ gpa: UInt64, length: UInt64) throws(MemoryError) -> UnsafeMutableRawPointer {
+        // Fast path: the whole range inside the first region (offset and end both below its
+        // size; the unsigned subtraction also rejects addresses below it).
+        let offset = gpa &- firstGPA
+        if offset < firstSize, length != 0, length <= firstSize &- offset, let host = firstHost {
+            return host.advanced(by: Int(offset))
+        }
+        return try translateSlow(gpa, length: length)
+    }
+
+    @usableFromInline @inline(never)
+    func translateSlow(_ gpa: UInt64, length: UInt64) throws(MemoryError) -> UnsafeMutableRawPointer {
         guard length > 0 else { throw .zeroLength(gpa: gpa) }
         let (last, overflow) = gpa.addingReportingOverflow(length - 1)
         guard !overflow else { throw .addressOverflow(gpa: gpa, length: length) }

@@ -37,6 +37,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline var pendingUsed: Int = -1
     @usableFromInline var pendingUsedFlags: UInt16 = 0
     @usableFromInline var brokenCause: VirtqueueError?
+    @usableFromInline var isBroken = false
 
     public init(queue: UInt16 = 0, layout: PackedLayout, addresses: RingAddresses, memory: Memory,
                 features: VirtioFeatures, state: PackedQueueState = .init()) throws(VirtqueueError) {
@@ -100,7 +101,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     @inlinable
     public mutating func pop() throws(VirtqueueError) -> Chain? {
-        if let cause = brokenCause { throw .queueBroken(queue: queueIndex, cause: cause) }
+        if isBroken { throw .queueBroken(queue: queueIndex, cause: brokenCause!) }
         // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
         let flags = (descriptors + Int(nextAvailable) &* 16).loadAcquireLE16(PackedLayout.flagsOffset)
         switch Self.classify(flags, wrap: availableWrap) {
@@ -108,15 +109,47 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         case .impossible:
             let error = VirtqueueError.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap)
             brokenCause = error
+            isBroken = true
             throw error
         case .available:
             do throws(VirtqueueError) {
+                if flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 {
+                    return try readSingle(flags: flags)
+                }
                 return try readChain(headFlags: flags)
             } catch {
                 brokenCause = error
+                isBroken = true
                 throw error
             }
         }
+    }
+
+    /// Fast path: a chain of one direct descriptor.
+    @inlinable @inline(__always)
+    mutating func readSingle(flags: UInt16) throws(VirtqueueError) -> Chain {
+        let d = descriptors + Int(nextAvailable) &* 16
+        let address = d.loadLE64(0)
+        let length = d.loadLE32(8)
+        let id = d.loadLE16(12)
+        let writable = flags & DescriptorFlags.write != 0
+        var host: UnsafeMutableRawPointer? = nil
+        if length != 0 {
+            do {
+                host = try memory.translate(address, length: length, deviceWrites: writable)
+            } catch {
+                throw .bufferOutsideMemory(queue: queueIndex, head: nextAvailable, gpa: address, length: length, cause: error)
+            }
+        }
+        scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
+        scratchCount = 1
+        nextAvailable &+= 1
+        if nextAvailable == size {
+            nextAvailable = 0
+            availableWrap.toggle()
+        }
+        return Chain(id: id, ringDescriptors: 1, segmentCount: 1, readableCount: writable ? 0 : 1,
+                     readableBytes: writable ? 0 : length, writableBytes: writable ? length : 0, isIndirect: false)
     }
 
     @inlinable
@@ -315,5 +348,6 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         pendingUsed = -1
         scratchCount = 0
         brokenCause = nil
+        isBroken = false
     }
 }

@@ -283,6 +283,26 @@ public struct PackedDriver: @unchecked Sendable {
     @inlinable
     public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
         guard inFlightCount > 0, hasUsed() else { return nil }
+        // Fast path: not IN_ORDER, and the used descriptor passes every check.
+        if !inOrder {
+            let d = descriptors + Int(nextUsed) &* 16
+            let id = d.loadLE16(12)
+            let length = d.loadLE32(8)
+            if id < size {
+                let count = chainLength[Int(id)]
+                if count != 0 && length <= writableBytes[Int(id)] {
+                    advanceUsed(by: count)
+                    releaseId(id, count: count)
+                    return UsedBuffer(id: id, length: length)
+                }
+            }
+        }
+        return try reclaimChecked()
+    }
+
+    /// The general path: IN_ORDER, or a used descriptor that broke a rule (which it names).
+    @inlinable @inline(never)
+    mutating func reclaimChecked() throws(VirtqueueError) -> UsedBuffer? {
         let d = descriptors + Int(nextUsed) &* 16
         let rawId = d.loadLE16(12)
         let length = d.loadLE32(8)

@@ -36,6 +36,8 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline var usedAtLastInterruptCheck: UInt16
     /// The first broken rule seen; the queue refuses to pop until reset.
     @usableFromInline var brokenCause: VirtqueueError?
+    /// `brokenCause != nil`, as a plain flag the hot path can test without touching the enum.
+    @usableFromInline var isBroken = false
     /// The first broken rule seen, if any.
     public var brokenBy: VirtqueueError? { brokenCause }
 
@@ -105,7 +107,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// the queue broken and is thrown; chains already completed stay completable.
     @inlinable
     public mutating func pop() throws(VirtqueueError) -> Chain? {
-        if let cause = brokenCause { throw .queueBroken(queue: queueIndex, cause: cause) }
+        if isBroken { throw .queueBroken(queue: queueIndex, cause: brokenCause!) }
         guard hasAvailable() else { return nil }
         do throws(VirtqueueError) {
             guard availableIndexShadow &- lastAvailableIndex <= size else {
@@ -117,6 +119,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             return chain
         } catch {
             brokenCause = error
+            isBroken = true
             throw error
         }
     }
@@ -126,6 +129,31 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         guard head < size else {
             throw .descriptorIndexOutOfRange(queue: queueIndex, index: UInt32(head), queueSize: queueSizeInt)
         }
+        // Fast path: a chain of one direct descriptor (most packets), nothing to walk.
+        let first = descriptors + Int(head) &* 16
+        let firstFlags = first.loadLE16(12)
+        if firstFlags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 {
+            let address = first.loadLE64(0)
+            let length = first.loadLE32(8)
+            let writable = firstFlags & DescriptorFlags.write != 0
+            var host: UnsafeMutableRawPointer? = nil
+            if length != 0 {
+                do {
+                    host = try memory.translate(address, length: length, deviceWrites: writable)
+                } catch {
+                    throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
+                }
+            }
+            scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
+            scratchCount = 1
+            return Chain(id: head, ringDescriptors: 1, segmentCount: 1, readableCount: writable ? 0 : 1,
+                         readableBytes: writable ? 0 : length, writableBytes: writable ? length : 0, isIndirect: false)
+        }
+        return try readLongChain(head: head)
+    }
+
+    @inlinable
+    mutating func readLongChain(head: UInt16) throws(VirtqueueError) -> Chain {
         var walk = ChainWalk(head: head)
         var index = head
         while true {
@@ -302,6 +330,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         usedAtLastInterruptCheck = state.usedIndex
         scratchCount = 0
         brokenCause = nil
+        isBroken = false
     }
 }
 

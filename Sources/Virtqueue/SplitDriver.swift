@@ -13,6 +13,7 @@ public struct SplitDriver: @unchecked Sendable {
     public let addresses: RingAddresses
 
     @usableFromInline let size: UInt16
+    @usableFromInline let sizeU32: UInt32
     @usableFromInline let mask: UInt16
     @usableFromInline let descriptors: UnsafeMutableRawPointer
     @usableFromInline let available: UnsafeMutableRawPointer
@@ -61,6 +62,7 @@ public struct SplitDriver: @unchecked Sendable {
         self.addresses = addresses
         let n = layout.queueSize
         size = UInt16(truncatingIfNeeded: n)  // 32768 fits; masks use size - 1
+        sizeU32 = UInt32(n)
         mask = UInt16(n - 1)
         descriptors = try Self.area(memory, addresses.descriptorArea, layout.descriptorTableSize,
                                     SplitLayout.descriptorTableAlignment, "descriptor table", queue)
@@ -270,6 +272,27 @@ public struct SplitDriver: @unchecked Sendable {
     @inlinable
     public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
         guard hasUsed() else { return nil }
+        // Fast path: a plain (not IN_ORDER) entry that passes every check.
+        if !inOrder && usedIndexShadow &- lastUsedIndex <= UInt16(truncatingIfNeeded: inFlightCount) {
+            let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
+            let id = entry.loadLE32(0)
+            let length = entry.loadLE32(4)
+            if id < sizeU32 {
+                let head = Int(id)
+                let count = chainLength[head]
+                if count != 0 && length <= writableBytes[head] {
+                    lastUsedIndex &+= 1
+                    release(head: UInt16(truncatingIfNeeded: id), count: count)
+                    return UsedBuffer(id: UInt16(truncatingIfNeeded: id), length: length)
+                }
+            }
+        }
+        return try reclaimChecked()
+    }
+
+    /// The general path: IN_ORDER, or an entry that broke a rule (which it names).
+    @inlinable @inline(never)
+    mutating func reclaimChecked() throws(VirtqueueError) -> UsedBuffer? {
         let pending = Int(usedIndexShadow &- lastUsedIndex)
         guard pending <= inFlightCount else {
             throw .usedIndexJump(queue: queueIndex, lastSeen: lastUsedIndex, published: usedIndexShadow, inFlight: inFlightCount)
@@ -278,7 +301,7 @@ public struct SplitDriver: @unchecked Sendable {
         let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
         let id = entry.loadLE32(0)
         let length = entry.loadLE32(4)
-        guard id < UInt32(layout.queueSize) else {
+        guard id < sizeU32 else {
             throw .usedIdOutOfRange(queue: queueIndex, id: id, queueSize: layout.queueSize)
         }
         let head = UInt16(truncatingIfNeeded: id)
@@ -306,7 +329,7 @@ public struct SplitDriver: @unchecked Sendable {
             let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
             let id = entry.loadLE32(0)
             guard id == UInt32(head) else {
-                if id >= UInt32(layout.queueSize) {
+                if id >= sizeU32 {
                     throw .usedIdOutOfRange(queue: queueIndex, id: id, queueSize: layout.queueSize)
                 }
                 throw .usedOutOfOrder(queue: queueIndex, id: id, expected: UInt32(head))

@@ -1,0 +1,62 @@
+// The cross-core cache-line round trip: two threads bounce one word. This VM flips between
+// a "near" (~50 ns) and a "far" (~335 ns) vCPU placement; every throughput figure follows,
+// so each measured round records it before and after.
+
+import Atomics
+import CPlatform
+
+/// Round trips of one cache line between two pinned threads.
+public struct CachelineRoundTrip: Sendable {
+    public var medianNanoseconds: Double
+    public var p99Nanoseconds: Double
+
+    /// Which placement a round trip time means (threshold between the two modes seen here).
+    public var placement: Placement { Placement(roundTripNanoseconds: medianNanoseconds) }
+
+    /// Measures `samples` batches of `perSample` round trips each.
+    public static func measure(samples: Int = 21, perSample: Int = 2_000,
+                               placement: ThreadPlacement = .current()) -> CachelineRoundTrip {
+        let word = ManagedAtomic<Int>(0)
+        let times = Slot([Double]())
+        let total = samples * perSample
+        let pong = PinnedThread(cpu: placement.deviceCPU) {
+            var expect = 1
+            while expect <= total {
+                while word.load(ordering: .acquiring) != expect { cplatform_cpu_relax() }
+                word.store(-expect, ordering: .releasing)
+                expect += 1
+            }
+        }
+        let ping = PinnedThread(cpu: placement.driverCPU) {
+            var out: [Double] = []
+            out.reserveCapacity(samples)
+            var i = 1
+            for _ in 0..<samples {
+                let t0 = cplatform_monotonic_ns()
+                for _ in 0..<perSample {
+                    word.store(i, ordering: .releasing)
+                    while word.load(ordering: .acquiring) != -i { cplatform_cpu_relax() }
+                    i += 1
+                }
+                out.append(Double(cplatform_monotonic_ns() - t0) / Double(perSample))
+            }
+            times.value = out
+        }
+        ping.join()
+        pong.join()
+        let sorted = times.value.sorted()
+        return CachelineRoundTrip(medianNanoseconds: sorted[sorted.count / 2],
+                                  p99Nanoseconds: sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
+    }
+}
+
+/// The two vCPU placements this kind of VM alternates between.
+public enum Placement: String, Sendable, Codable {
+    case near
+    case far
+
+    /// Round trips under 150 ns are "near" (seen: ~52 ns), above are "far" (seen: ~335 ns).
+    public init(roundTripNanoseconds: Double) {
+        self = roundTripNanoseconds < 150 ? .near : .far
+    }
+}
