@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "VirtioMemory", targets: ["VirtioMemory"]),
         .library(name: "Virtqueue", targets: ["Virtqueue"]),
+        .library(name: "VQBenchKit", targets: ["VQBenchKit"]),
         .executable(name: "vqbench", targets: ["vqbench"]),
     ],
     dependencies: [
@@ -75,6 +76,11 @@ let package = Package(
                 "Virtqueue", "VirtioMemory", "CVirtioUAPI", "CPlatform",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VQBenchKitTests",
+            dependencies: ["VQBenchKit", "Virtqueue", "VirtioMemory"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
