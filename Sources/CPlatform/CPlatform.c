@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifndef MFD_HUGETLB
@@ -67,6 +68,23 @@ uint64_t cplatform_thread_cpu_time_ns(void) { return clock_ns(CLOCK_THREAD_CPUTI
 uint64_t cplatform_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 int32_t cplatform_gettid(void) { return (int32_t)syscall(SYS_gettid); }
+
+int cplatform_hypervisor_vendor(char *out) {
+    out[0] = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    __asm__ __volatile__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    if (!(c & (1u << 31))) return -1;
+    __asm__ __volatile__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x40000000), "c"(0));
+    memcpy(out, &b, 4);
+    memcpy(out + 4, &c, 4);
+    memcpy(out + 8, &d, 4);
+    out[12] = 0;
+    return 0;
+#else
+    return -1;
+#endif
+}
 
 int cplatform_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);

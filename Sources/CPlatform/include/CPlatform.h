@@ -41,6 +41,10 @@ uint64_t cplatform_monotonic_ns(void);
 /// Kernel thread id of the calling thread.
 int32_t cplatform_gettid(void);
 
+/// The hypervisor's CPUID vendor string (leaf 0x40000000, e.g. "KVMKVMKVM") into `out`
+/// (13 bytes with the terminator); returns 0, or -1 when CPUID has no hypervisor bit.
+int cplatform_hypervisor_vendor(char *out);
+
 /// memfd_create with the given MFD_* flags; returns fd or -1 with errno set.
 int cplatform_memfd_create(const char *name, unsigned int flags);
 

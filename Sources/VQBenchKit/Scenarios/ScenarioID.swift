@@ -1,0 +1,118 @@
+// A scenario is one point of the matrix (DESIGN.md "Scenario identity"), written as a
+// stable id: layout/doorbell/mediator/q<size>/b<batch>/<payload>B/<memory>/qp<pairs>.
+// Ids are what filters, baselines and dashboards key on, so parsing and printing round-trip.
+
+/// One point of the scenario matrix.
+public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public var layout: String
+    public var doorbell: String
+    public var mediator: String
+    public var queueSize: Int
+    public var batch: Int
+    public var payloadBytes: Int
+    public var memory: String
+    public var queuePairs: Int
+
+    public init(layout: String, doorbell: String, mediator: String = "none", queueSize: Int = 256,
+                batch: Int = 32, payloadBytes: Int = 64, memory: String, queuePairs: Int = 1) {
+        self.layout = layout
+        self.doorbell = doorbell
+        self.mediator = mediator
+        self.queueSize = queueSize
+        self.batch = batch
+        self.payloadBytes = payloadBytes
+        self.memory = memory
+        self.queuePairs = queuePairs
+    }
+
+    public var description: String {
+        "\(layout)/\(doorbell)/\(mediator)/q\(queueSize)/b\(batch)/\(payloadBytes)B/\(memory)/qp\(queuePairs)"
+    }
+
+    /// Parses an id; the error says which part is wrong.
+    public init(parsing text: String) throws(ScenarioError) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 8 else { throw .malformedID(text, reason: "expected 8 parts separated by '/', got \(parts.count)") }
+        func number(_ part: String, prefix: String, suffix: String = "", name: String) throws(ScenarioError) -> Int {
+            guard part.hasPrefix(prefix), part.hasSuffix(suffix),
+                  let n = Int(part.dropFirst(prefix.count).dropLast(suffix.count)), n > 0 else {
+                throw .malformedID(text, reason: "\(name) '\(part)' is not \(prefix)<n>\(suffix)")
+            }
+            return n
+        }
+        for (i, name) in [(0, "layout"), (1, "doorbell"), (2, "mediator"), (6, "memory")] where parts[i].isEmpty {
+            throw .malformedID(text, reason: "\(name) is empty")
+        }
+        self.init(layout: parts[0], doorbell: parts[1], mediator: parts[2],
+                  queueSize: try number(parts[3], prefix: "q", name: "queue size"),
+                  batch: try number(parts[4], prefix: "b", name: "batch"),
+                  payloadBytes: try number(parts[5], prefix: "", suffix: "B", name: "payload"),
+                  memory: parts[6],
+                  queuePairs: try number(parts[7], prefix: "qp", name: "queue pairs"))
+    }
+
+    public static func < (a: ScenarioID, b: ScenarioID) -> Bool { a.description < b.description }
+
+    /// The same point with another mediator (the bare reference is mediator "none").
+    public func with(mediator: String) -> ScenarioID {
+        var copy = self
+        copy.mediator = mediator
+        return copy
+    }
+}
+
+/// Errors from choosing scenarios.
+public enum ScenarioError: Error, Equatable, Sendable, CustomStringConvertible {
+    case malformedID(String, reason: String)
+    case unknownSuite(String, known: [String])
+    case filterMatchesNothing(String, suite: String)
+    case unknownValue(part: String, value: String, known: [String])
+
+    public var description: String {
+        switch self {
+        case let .malformedID(id, reason): return "malformed scenario id '\(id)': \(reason)"
+        case let .unknownSuite(s, known): return "unknown suite '\(s)'; one of: \(known.joined(separator: ", "))"
+        case let .filterMatchesNothing(f, suite): return "filter '\(f)' matches no scenario of the \(suite) suite (try `vqbench list --suite \(suite)`)"
+        case let .unknownValue(part, value, known): return "unknown \(part) '\(value)'; one of: \(known.joined(separator: ", "))"
+        }
+    }
+}
+
+/// Shell-style glob over scenario ids: `*` matches any run of characters (including '/'),
+/// `?` one character. Several globs separated by ',' match if any does.
+public struct ScenarioFilter: Sendable {
+    public let pattern: String
+    private let globs: [[Character]]
+
+    public init(_ pattern: String) {
+        self.pattern = pattern
+        globs = pattern.split(separator: ",").map { Array($0.trimmingWhitespace()) }
+    }
+
+    public func matches(_ id: ScenarioID) -> Bool {
+        let text = Array(id.description)
+        return globs.contains { Self.match($0[...], text[...]) }
+    }
+
+    private static func match(_ p: ArraySlice<Character>, _ t: ArraySlice<Character>) -> Bool {
+        var pi = p.startIndex, ti = t.startIndex
+        var star: Int? = nil, mark = t.startIndex
+        while ti < t.endIndex {
+            if pi < p.endIndex && (p[pi] == "?" || p[pi] == t[ti]) { pi += 1; ti += 1 }
+            else if pi < p.endIndex && p[pi] == "*" { star = pi; mark = ti; pi += 1 }
+            else if let s = star { pi = s + 1; mark += 1; ti = mark }
+            else { return false }
+        }
+        while pi < p.endIndex && p[pi] == "*" { pi += 1 }
+        return pi == p.endIndex
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\n" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\n" { s.removeLast() }
+        return String(s)
+    }
+}
