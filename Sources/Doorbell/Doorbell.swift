@@ -10,7 +10,7 @@
 ///
 /// Generic code names an end (`<N: DoorbellNotifier>`, `some DoorbellWaiter`), never an
 /// existential, so every `notify`/`wait` is a direct, inlinable call.
-public protocol Doorbell {
+public protocol Doorbell: SendableMetatype {
     associatedtype Notifier: DoorbellNotifier
     associatedtype Waiter: DoorbellWaiter
     /// What ``makePair(_:probe:)`` needs besides the probe (a futex word's placement,

@@ -24,6 +24,9 @@ public enum DoorbellError: Error, Equatable, Sendable, CustomStringConvertible {
     case unexpectedCompletion(transport: DoorbellTransport, userData: UInt64, result: Int32)
     /// A futex word must be 4-byte aligned (futex(2) returns EINVAL otherwise).
     case futexWordMisaligned(address: UInt)
+    /// A hybrid doorbell sleeps on its inner transport, so the inner one must block:
+    /// spinning, then spinning again, is not a hybrid.
+    case hybridNeedsBlockingInner(inner: DoorbellTransport)
 
     public var description: String {
         switch self {
@@ -43,6 +46,8 @@ public enum DoorbellError: Error, Equatable, Sendable, CustomStringConvertible {
                 + "(res \(result)) that this doorbell never submitted"
         case let .futexWordMisaligned(address):
             return "futex word at 0x\(String(address, radix: 16)) is not 4-byte aligned"
+        case let .hybridNeedsBlockingInner(inner):
+            return "a hybrid doorbell needs a blocking inner transport; \(inner) does not sleep"
         }
     }
 }

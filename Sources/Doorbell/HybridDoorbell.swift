@@ -50,6 +50,8 @@ public enum HybridDoorbell<Inner: Doorbell>: Doorbell {
 
     public static func makePair(_ configuration: HybridConfiguration<Inner>,
                                 probe: DoorbellProbe = .current) throws(DoorbellError) -> (Notifier, Waiter) {
+        let inner = Inner.transport(configuration.inner)
+        guard inner.blocks else { throw .hybridNeedsBlockingInner(inner: inner) }
         try probe.check(transport(configuration))
         let (innerNotifier, innerWaiter) = try Inner.makePair(configuration.inner, probe: probe)
         let state = try HybridState()
