@@ -114,9 +114,10 @@ public indirect enum DoorbellTransport: Hashable, Sendable, Codable, CustomStrin
     /// Spin for a bounded time, then sleep on the inner transport.
     case hybrid(DoorbellTransport)
 
-    /// Every transport this module has, with hybrid over each blocking one.
+    /// Every transport this module has, with hybrid over the main blocking ones. eventfd
+    /// comes first among the blocking ones: reports compare the others with it.
     public static let all: [DoorbellTransport] = [
-        .busyPoll, .eventfd, .ioUringEventfd, .ioUringMsgRing, .ioUringMsgRingBusyPoll,
+        .eventfd, .busyPoll, .ioUringEventfd, .ioUringMsgRing, .ioUringMsgRingBusyPoll,
         .futex, .ioUringFutex, .hybrid(.eventfd), .hybrid(.futex), .hybrid(.ioUringMsgRing),
     ]
 

@@ -7,5 +7,5 @@ struct VQBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vqbench",
         abstract: "Measure virtio virtqueues, doorbells and vDPA mediation strategies.",
-        subcommands: [MemoryCommand.self])
+        subcommands: [MemoryCommand.self, DoorbellsCommand.self])
 }

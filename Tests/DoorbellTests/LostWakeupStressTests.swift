@@ -165,6 +165,9 @@ struct LostWakeupStressTests {
             Issue.record("no stress set up for \(transport)")
             return
         }
+        let rung = outcome.notifier.notificationsSent, suppressed = outcome.notifier.notificationsSuppressed
+        print("\(transport): \(n) items, \(rung) rung, \(suppressed) suppressed, "
+              + "\(outcome.waiter.wakeups) wakeups (\(outcome.waiter.spuriousWakeups) spurious)")
         #expect(outcome.failure == nil, "\(transport): \(outcome.failure ?? "")")
         #expect(outcome.consumed == n, "\(transport): consumed \(outcome.consumed) of \(n)")
         #expect(outcome.firstMismatch == nil,
