@@ -111,25 +111,9 @@ public enum IoUringFutexDoorbell: Doorbell {
         mutating func sleep(deadline: Deadline?) throws(DoorbellError) -> Bool {
             var wokenByKernel = false
             while true {
-                let arrived = observer.consume()
-                if arrived != 0 {
-                    // A wait still armed (after a timeout) stays armed: the notifier's
-                    // next FUTEX_WAKE completes it and the next `wait` re-checks the word.
-                    tally.wakeups &+= 1
-                    tally.notificationsReceived &+= UInt64(arrived)
-                    return true
-                }
-                if wokenByKernel { tally.spuriousWakeups &+= 1 }
-                wokenByKernel = false
-                if !armed {
-                    let sqe = try nextSubmission(ring, .ioUringFutex)
-                    IoUringFutexDoorbell.prepareFutex(sqe, opcode: IoUringOpcode.futexWait,
-                                                      word: channel.word.plain,
-                                                      value: UInt64(observer.seen), flags: channel.futexFlags)
-                    io_uring_sqe_set_data64(sqe, UserData.futexWait)
-                    armed = true
-                }
-                if let cqe = peekCompletion(ring) {
+                // Retire the armed wait's completion first, so it is never left in the CQ
+                // to be mistaken for the next wait's wakeup.
+                if armed, let cqe = peekCompletion(ring) {
                     let userData = cqe.pointee.user_data
                     let res = cqe.pointee.res
                     io_uring_cqe_seen(ring, cqe)
@@ -145,8 +129,29 @@ public enum IoUringFutexDoorbell: Doorbell {
                     default:
                         throw .operationFailed(transport: .ioUringFutex, operation: "IORING_OP_FUTEX_WAIT", errno: -res)
                     }
-                    continue
                 }
+                let arrived = observer.consume()
+                if arrived != 0 {
+                    // A wait still armed (the ring came in before the kernel queued it, or
+                    // after a timeout) stays armed: the notifier's next FUTEX_WAKE completes
+                    // it and the next `wait` retires its completion above.
+                    tally.wakeups &+= 1
+                    tally.notificationsReceived &+= UInt64(arrived)
+                    return true
+                }
+                // The kernel completed the wait yet the word is unchanged: nothing to do.
+                if wokenByKernel { tally.spuriousWakeups &+= 1 }
+                wokenByKernel = false
+                if !armed {
+                    let sqe = try nextSubmission(ring, .ioUringFutex)
+                    IoUringFutexDoorbell.prepareFutex(sqe, opcode: IoUringOpcode.futexWait,
+                                                      word: channel.word.plain,
+                                                      value: UInt64(observer.seen), flags: channel.futexFlags)
+                    io_uring_sqe_set_data64(sqe, UserData.futexWait)
+                    armed = true
+                }
+                // One io_uring_enter submits the wait and sleeps until a completion; a word
+                // that moved meanwhile completes the wait at once with EAGAIN.
                 guard try submitAndWait(ring, deadline: deadline, syscalls: &tally.syscalls) else {
                     tally.timeouts &+= 1
                     return false
