@@ -128,55 +128,57 @@ func stress<D: Doorbell>(_ doorbell: D.Type, _ configuration: D.Configuration, i
     return result
 }
 
-@Suite(.serialized)
-struct LostWakeupStressTests {
-    /// 10^5 per transport keeps the suite short on two shared cores in a debug build;
-    /// DOORBELL_STRESS_ITEMS=1000000 runs the full target.
-    static let items: UInt64 = {
-        if let text = getenv("DOORBELL_STRESS_ITEMS"), let n = UInt64(String(cString: text)), n > 0 { return n }
-        return 100_000
-    }()
+extension DoorbellSuites {
+    @Suite
+    struct LostWakeupStressTests {
+        /// 10^5 per transport keeps the suite short on two shared cores in a debug build;
+        /// DOORBELL_STRESS_ITEMS=1000000 runs the full target.
+        static let items: UInt64 = {
+            if let text = getenv("DOORBELL_STRESS_ITEMS"), let n = UInt64(String(cString: text)), n > 0 { return n }
+            return 100_000
+        }()
 
-    static let transports: [DoorbellTransport] = [
-        .eventfd, .ioUringEventfd, .ioUringMsgRing, .futex, .ioUringFutex,
-        .hybrid(.eventfd), .hybrid(.futex), .ioUringMsgRingBusyPoll, .busyPoll,
-    ]
+        static let transports: [DoorbellTransport] = [
+            .eventfd, .ioUringEventfd, .ioUringMsgRing, .futex, .ioUringFutex,
+            .hybrid(.eventfd), .hybrid(.futex), .ioUringMsgRingBusyPoll, .busyPoll,
+        ]
 
-    @Test(arguments: transports)
-    func noItemIsLostAndNoSleeperIsStranded(_ transport: DoorbellTransport) throws {
-        try skipUnlessRunnable(transport)
-        let n = Self.items
-        let outcome: StressOutcome
-        switch transport {
-        case .eventfd: outcome = try stress(EventfdDoorbell.self, (), items: n)
-        case .ioUringEventfd: outcome = try stress(IoUringEventfdDoorbell.self, (), items: n)
-        case .ioUringMsgRing: outcome = try stress(IoUringMsgRingDoorbell.self, (), items: n)
-        case .ioUringMsgRingBusyPoll: outcome = try stress(IoUringMsgRingBusyPollDoorbell.self, (), items: n)
-        case .futex: outcome = try stress(FutexDoorbell.self, FutexConfiguration(), items: n)
-        case .ioUringFutex: outcome = try stress(IoUringFutexDoorbell.self, FutexConfiguration(), items: n)
-        case .busyPoll: outcome = try stress(BusyPollDoorbell.self, .allocated, items: n)
-        case .hybrid(.eventfd):
-            // A 1 µs spin: short enough that the sleep path runs often under the pauses.
-            outcome = try stress(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: 1_000), items: n)
-        case .hybrid(.futex):
-            outcome = try stress(HybridDoorbell<FutexDoorbell>.self,
-                                 .init(spinNanoseconds: 1_000, inner: FutexConfiguration()), items: n)
-        default:
-            Issue.record("no stress set up for \(transport)")
-            return
+        @Test(arguments: transports)
+        func noItemIsLostAndNoSleeperIsStranded(_ transport: DoorbellTransport) throws {
+            try skipUnlessRunnable(transport)
+            let n = Self.items
+            let outcome: StressOutcome
+            switch transport {
+            case .eventfd: outcome = try stress(EventfdDoorbell.self, (), items: n)
+            case .ioUringEventfd: outcome = try stress(IoUringEventfdDoorbell.self, (), items: n)
+            case .ioUringMsgRing: outcome = try stress(IoUringMsgRingDoorbell.self, (), items: n)
+            case .ioUringMsgRingBusyPoll: outcome = try stress(IoUringMsgRingBusyPollDoorbell.self, (), items: n)
+            case .futex: outcome = try stress(FutexDoorbell.self, FutexConfiguration(), items: n)
+            case .ioUringFutex: outcome = try stress(IoUringFutexDoorbell.self, FutexConfiguration(), items: n)
+            case .busyPoll: outcome = try stress(BusyPollDoorbell.self, .allocated, items: n)
+            case .hybrid(.eventfd):
+                // A 1 µs spin: short enough that the sleep path runs often under the pauses.
+                outcome = try stress(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: 1_000), items: n)
+            case .hybrid(.futex):
+                outcome = try stress(HybridDoorbell<FutexDoorbell>.self,
+                                     .init(spinNanoseconds: 1_000, inner: FutexConfiguration()), items: n)
+            default:
+                Issue.record("no stress set up for \(transport)")
+                return
+            }
+            let rung = outcome.notifier.notificationsSent, suppressed = outcome.notifier.notificationsSuppressed
+            print("\(transport): \(n) items, \(rung) rung, \(suppressed) suppressed, "
+                  + "\(outcome.waiter.wakeups) wakeups (\(outcome.waiter.spuriousWakeups) spurious)")
+            #expect(outcome.failure == nil, "\(transport): \(outcome.failure ?? "")")
+            #expect(outcome.consumed == n, "\(transport): consumed \(outcome.consumed) of \(n)")
+            #expect(outcome.firstMismatch == nil,
+                    "\(transport): expected item \(outcome.firstMismatch?.expected ?? 0), found \(outcome.firstMismatch?.got ?? 0)")
+            // Every item was either rung for or suppressed, never both, never neither.
+            #expect(outcome.notifier.notificationsSent + outcome.notifier.notificationsSuppressed == n)
+            // A waiter cannot consume more rings than were sent, nor wake more often.
+            #expect(outcome.waiter.notificationsReceived <= outcome.notifier.notificationsSent)
+            #expect(outcome.waiter.wakeups <= outcome.notifier.notificationsSent)
+            #expect(outcome.waiter.timeouts == 0)
         }
-        let rung = outcome.notifier.notificationsSent, suppressed = outcome.notifier.notificationsSuppressed
-        print("\(transport): \(n) items, \(rung) rung, \(suppressed) suppressed, "
-              + "\(outcome.waiter.wakeups) wakeups (\(outcome.waiter.spuriousWakeups) spurious)")
-        #expect(outcome.failure == nil, "\(transport): \(outcome.failure ?? "")")
-        #expect(outcome.consumed == n, "\(transport): consumed \(outcome.consumed) of \(n)")
-        #expect(outcome.firstMismatch == nil,
-                "\(transport): expected item \(outcome.firstMismatch?.expected ?? 0), found \(outcome.firstMismatch?.got ?? 0)")
-        // Every item was either rung for or suppressed, never both, never neither.
-        #expect(outcome.notifier.notificationsSent + outcome.notifier.notificationsSuppressed == n)
-        // A waiter cannot consume more rings than were sent, nor wake more often.
-        #expect(outcome.waiter.notificationsReceived <= outcome.notifier.notificationsSent)
-        #expect(outcome.waiter.wakeups <= outcome.notifier.notificationsSent)
-        #expect(outcome.waiter.timeouts == 0)
     }
 }

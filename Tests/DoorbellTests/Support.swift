@@ -6,6 +6,11 @@ import Doorbell
 import Glibc
 import Testing
 
+/// Every doorbell suite runs inside this one, one test at a time: their threads pin to
+/// both CPUs and some spin, so two running at once would oversubscribe a 2-CPU machine.
+@Suite(.serialized)
+enum DoorbellSuites {}
+
 /// Skips (with the reason printed) when this machine cannot run `transport` as the test
 /// needs: the probe rejects it, or its waiter spins and there is no second CPU to answer.
 func skipUnlessRunnable(_ transport: DoorbellTransport) throws {
