@@ -156,7 +156,6 @@ public indirect enum DoorbellTransport: Hashable, Sendable, Codable, CustomStrin
     public var blocks: Bool {
         switch self {
         case .busyPoll, .ioUringMsgRingBusyPoll: return false
-        case .hybrid: return true
         default: return true
         }
     }
