@@ -146,12 +146,14 @@ public enum HybridDoorbell<Inner: Doorbell>: Doorbell {
             while true {
                 // Spin phase: the clock is read every 64 relax hints only.
                 let spinBudget = deadline.map { Swift.min(spinNanoseconds, $0.remaining) } ?? spinNanoseconds
-                let spinEnd = Deadline(after: spinBudget)
-                var spins: UInt32 = 0
-                while !observer.pending() {
-                    cplatform_cpu_relax()
-                    spins &+= 1
-                    if spins & 63 == 0, spinEnd.hasPassed { break }
+                if spinBudget > 0 {
+                    let spinEnd = Deadline(after: spinBudget)
+                    var spins: UInt32 = 0
+                    while !observer.pending() {
+                        cplatform_cpu_relax()
+                        spins &+= 1
+                        if spins & 63 == 0, spinEnd.hasPassed { break }
+                    }
                 }
                 if received() { return true }
 
