@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "vqbench",
             dependencies: [
-                "VirtioMemory", "Doorbell", "CUring", "CPlatform",
+                "VirtioMemory", "Doorbell", "CUring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

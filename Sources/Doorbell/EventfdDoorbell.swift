@@ -9,7 +9,8 @@ import Glibc
 final class FileDescriptor: @unchecked Sendable {
     @usableFromInline let fd: Int32
 
-    init(eventfdFor transport: DoorbellTransport) throws(DoorbellError) {
+    /// A fresh eventfd (counter mode, blocking, close-on-exec).
+    init() throws(DoorbellError) {
         let fd = cplatform_eventfd(0)
         guard fd >= 0 else { throw .systemCall(name: "eventfd", errno: errno) }
         self.fd = fd
@@ -38,7 +39,7 @@ public enum EventfdDoorbell: Doorbell {
     public static func makePair(_ configuration: Void = (),
                                 probe: DoorbellProbe = .current) throws(DoorbellError) -> (Notifier, Waiter) {
         try probe.check(.eventfd)
-        let eventfd = try FileDescriptor(eventfdFor: .eventfd)
+        let eventfd = try FileDescriptor()
         return (Notifier(eventfd: eventfd), Waiter(eventfd: eventfd))
     }
 

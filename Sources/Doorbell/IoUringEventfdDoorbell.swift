@@ -26,7 +26,7 @@ public enum IoUringEventfdDoorbell: Doorbell {
         @usableFromInline let buffer: UnsafeMutablePointer<UInt64>
 
         init() throws(DoorbellError) {
-            eventfd = try FileDescriptor(eventfdFor: .ioUringEventfd)
+            eventfd = try FileDescriptor()
             ring = try OwnedRing(entries: 4, transport: .ioUringEventfd)
             buffer = .allocate(capacity: 1)
             buffer.initialize(to: 0)
