@@ -15,12 +15,14 @@ let package = Package(
         .library(name: "VirtioMemory", targets: ["VirtioMemory"]),
         .library(name: "Virtqueue", targets: ["Virtqueue"]),
         .library(name: "VQBenchKit", targets: ["VQBenchKit"]),
+        .library(name: "Doorbell", targets: ["Doorbell"]),
         .executable(name: "vqbench", targets: ["vqbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Thin C shims (STYLE.md: C stays thin).
@@ -43,6 +45,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Notification transports behind one protocol (issue 4).
+        .target(
+            name: "Doorbell",
+            dependencies: [
+                "CPlatform", "CUring",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Virtqueue",
             dependencies: [
@@ -54,16 +65,18 @@ let package = Package(
         .target(
             name: "VQBenchKit",
             dependencies: [
-                "Virtqueue", "VirtioMemory", "CPlatform",
+                "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform",
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "vqbench",
             dependencies: [
-                "VQBenchKit", "Virtqueue", "VirtioMemory", "CUring",
+                "VQBenchKit", "Virtqueue", "VirtioMemory", "Doorbell", "CUring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -88,6 +101,14 @@ let package = Package(
             dependencies: [
                 "VirtioMemory", "CUring", "CPlatform",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DoorbellTests",
+            dependencies: [
+                "Doorbell", "CUring", "CPlatform",
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -3,8 +3,11 @@
 #include "CPlatform.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -98,3 +101,46 @@ unsigned int cplatform_huge_page_size_flag(unsigned int log2_page_size) {
 int cplatform_map_hugetlb(void) { return MAP_HUGETLB; }
 int cplatform_map_populate(void) { return MAP_POPULATE; }
 int cplatform_madv_hugepage(void) { return MADV_HUGEPAGE; }
+
+int cplatform_eventfd(unsigned int initial_value) {
+    return eventfd(initial_value, EFD_CLOEXEC);
+}
+
+static struct timespec relative_timespec(int64_t ns) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
+
+int cplatform_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns,
+                         int process_private) {
+    struct timespec ts;
+    struct timespec *timeout = NULL;
+    if (timeout_ns >= 0) {
+        ts = relative_timespec(timeout_ns);
+        timeout = &ts;
+    }
+    int op = FUTEX_WAIT | (process_private ? FUTEX_PRIVATE_FLAG : 0);
+    long rc = syscall(SYS_futex, word, op, expected, timeout, NULL, 0);
+    return rc == 0 ? 0 : errno;
+}
+
+int cplatform_futex_wake(uint32_t *word, int count, int process_private) {
+    int op = FUTEX_WAKE | (process_private ? FUTEX_PRIVATE_FLAG : 0);
+    long rc = syscall(SYS_futex, word, op, count, NULL, NULL, 0);
+    return rc >= 0 ? (int)rc : -errno;
+}
+
+int cplatform_wait_readable(int fd, int64_t timeout_ns) {
+    struct pollfd pfd = { .fd = fd, .events = POLLIN, .revents = 0 };
+    struct timespec ts;
+    struct timespec *timeout = NULL;
+    if (timeout_ns >= 0) {
+        ts = relative_timespec(timeout_ns);
+        timeout = &ts;
+    }
+    int rc = ppoll(&pfd, 1, timeout, NULL);
+    if (rc < 0) return -errno;
+    return rc > 0 ? 1 : 0;
+}

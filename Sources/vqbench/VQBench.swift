@@ -7,5 +7,5 @@ struct VQBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vqbench",
         abstract: "Measure virtio virtqueues, doorbells and vDPA mediation strategies.",
-        subcommands: [MemoryCommand.self, RingCommand.self, WorkloadCommand.self])
+        subcommands: [MemoryCommand.self, RingCommand.self, WorkloadCommand.self, DoorbellsCommand.self])
 }

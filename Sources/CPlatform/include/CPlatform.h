@@ -57,4 +57,27 @@ int cplatform_map_hugetlb(void);
 int cplatform_map_populate(void);
 int cplatform_madv_hugepage(void);
 
+// Doorbell system calls. Swift cannot call the variadic syscall(2) that futex needs, and
+// eventfd(2) and ppoll(2) are not in the Glibc module (ppoll needs _GNU_SOURCE). Only
+// stdint types appear here: a <sys/types.h> include would clash with CUring's module.
+
+/// eventfd(2) with EFD_CLOEXEC, blocking, counter (not semaphore) mode.
+/// Returns the fd or -1 with errno set.
+int cplatform_eventfd(unsigned int initial_value);
+
+/// FUTEX_WAIT on a 4-byte aligned word: sleeps while `*word == expected`.
+/// `timeout_ns` < 0 waits forever (the timeout is relative). `process_private` != 0 adds
+/// FUTEX_PRIVATE_FLAG. Returns 0 when woken, else the errno (EAGAIN: the word differed;
+/// ETIMEDOUT; EINTR).
+int cplatform_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns,
+                         int process_private);
+
+/// FUTEX_WAKE: wakes at most `count` waiters on `word`. Returns how many were woken,
+/// or -errno.
+int cplatform_futex_wake(uint32_t *word, int count, int process_private);
+
+/// ppoll(2) for POLLIN on one fd. `timeout_ns` < 0 waits forever.
+/// Returns 1 when readable, 0 on timeout, or -errno.
+int cplatform_wait_readable(int fd, int64_t timeout_ns);
+
 #endif
