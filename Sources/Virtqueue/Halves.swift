@@ -13,6 +13,8 @@ public protocol VirtqueueDriverHalf {
     mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
     mutating func publish()
     mutating func kickNeeded() -> Bool
+    /// Whether the device has returned buffers not yet reclaimed (no error checks).
+    mutating func hasUsed() -> Bool
     mutating func reclaim() throws(VirtqueueError) -> UsedBuffer?
     mutating func enableInterrupts() -> Bool
     mutating func disableInterrupts()

@@ -52,7 +52,7 @@ nonisolated(unsafe) let benchmarks: @Sendable () -> Void = {
             for _ in benchmark.scaledIterations {
                 let s = try RingSetups.split()
                 benchmark.startMeasurement()
-                let r = twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: 64,
+                let r = try twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: 64,
                                            batch: batch, descriptors: descriptorsPerIteration * 64)
                 benchmark.stopMeasurement()
                 blackHole(r.descriptors)
@@ -62,7 +62,7 @@ nonisolated(unsafe) let benchmarks: @Sendable () -> Void = {
             for _ in benchmark.scaledIterations {
                 let s = try RingSetups.packed()
                 benchmark.startMeasurement()
-                let r = twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: 64,
+                let r = try twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: 64,
                                            batch: batch, descriptors: descriptorsPerIteration * 64)
                 benchmark.stopMeasurement()
                 blackHole(r.descriptors)

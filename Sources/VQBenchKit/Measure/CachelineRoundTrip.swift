@@ -4,6 +4,7 @@
 
 import Atomics
 import CPlatform
+import Doorbell
 
 /// Round trips of one cache line between two pinned threads.
 public struct CachelineRoundTrip: Sendable {
@@ -15,11 +16,11 @@ public struct CachelineRoundTrip: Sendable {
 
     /// Measures `samples` batches of `perSample` round trips each.
     public static func measure(samples: Int = 21, perSample: Int = 2_000,
-                               placement: ThreadPlacement = .current()) -> CachelineRoundTrip {
+                               placement: ThreadPlacement = .current()) throws(DoorbellError) -> CachelineRoundTrip {
         let word = ManagedAtomic<Int>(0)
         let times = Slot([Double]())
         let total = samples * perSample
-        let pong = PinnedThread(cpu: placement.deviceCPU) {
+        let pong = try PinnedThread(cpu: placement.deviceCPU) {
             var expect = 1
             while expect <= total {
                 while word.load(ordering: .acquiring) != expect { cplatform_cpu_relax() }
@@ -27,7 +28,7 @@ public struct CachelineRoundTrip: Sendable {
                 expect += 1
             }
         }
-        let ping = PinnedThread(cpu: placement.driverCPU) {
+        let ping = try PinnedThread(cpu: placement.driverCPU) {
             var out: [Double] = []
             out.reserveCapacity(samples)
             var i = 1

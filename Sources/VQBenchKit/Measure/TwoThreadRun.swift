@@ -3,6 +3,7 @@
 
 import Atomics
 import CPlatform
+import Doorbell
 import Virtqueue
 import VirtioMemory
 
@@ -30,7 +31,7 @@ final class Slot<T>: @unchecked Sendable {
 public func twoThreadPolledRun<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
     driver: Driver, device: Device, addresses: [UInt64], payloadBytes: UInt32,
     batch: Int, descriptors: Int, placement: ThreadPlacement = .current()
-) -> TwoThreadResult {
+) throws(DoorbellError) -> TwoThreadResult {
     let driverSlot = Slot(driver)
     let deviceSlot = Slot(device)
     let gate = StartGate()
@@ -40,7 +41,7 @@ public func twoThreadPolledRun<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
     let start = Slot(UInt64(0))
     let end = Slot(UInt64(0))
 
-    let driverThread = PinnedThread(cpu: placement.driverCPU) {
+    let driverThread = try PinnedThread(cpu: placement.driverCPU) {
         var d = driverSlot.value
         ready.wrappingIncrement(ordering: .relaxed)
         gate.wait()
@@ -72,7 +73,7 @@ public func twoThreadPolledRun<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
         driverOut.value.cpu = cplatform_thread_cpu_time_ns() - cpu0
         end.value = cplatform_monotonic_ns()
     }
-    let deviceThread = PinnedThread(cpu: placement.deviceCPU) {
+    let deviceThread = try PinnedThread(cpu: placement.deviceCPU) {
         var v = deviceSlot.value
         ready.wrappingIncrement(ordering: .relaxed)
         gate.wait()

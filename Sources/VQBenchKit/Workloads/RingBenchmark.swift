@@ -3,6 +3,7 @@
 // split ratio comes from neighbouring measurements of the same vCPU placement.
 
 import CPlatform
+import Doorbell
 import Virtqueue
 import VirtioMemory
 
@@ -86,14 +87,14 @@ public enum RingBenchmark {
             var cpuSplit: [Double] = []
             var cpuPacked: [Double] = []
             for round in 0...config.rounds {
-                let before = CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
+                let before = try CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
                 let s = try RingSetups.split(queueSize: config.queueSize, payloadBytes: config.payloadBytes)
-                let a = twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: payload,
+                let a = try twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: payload,
                                            batch: batch, descriptors: config.twoThreadDescriptors, placement: placement)
                 let p = try RingSetups.packed(queueSize: config.queueSize, payloadBytes: config.payloadBytes)
-                let b = twoThreadPolledRun(driver: p.driver, device: p.device, addresses: p.addresses, payloadBytes: payload,
+                let b = try twoThreadPolledRun(driver: p.driver, device: p.device, addresses: p.addresses, payloadBytes: payload,
                                            batch: batch, descriptors: config.twoThreadDescriptors, placement: placement)
-                let after = CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
+                let after = try CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
                 guard a.errors.isEmpty, b.errors.isEmpty else { throw RingBenchmarkError.runFailed(a.errors + b.errors) }
                 if round == 0 { continue }  // warm-up round
                 guard before.placement == after.placement else {

@@ -1,0 +1,200 @@
+// One scenario's datapath: a driver thread and a device thread on different CPUs, each
+// owning its ring half and its ends of two doorbells (kick: driver → device, call: device
+// → driver), with event suppression deciding when a notification is needed and the sleep
+// protocol making sure none is lost. Throughput runs keep the ring full; latency runs keep
+// one batch in flight and time each round trip.
+
+import Atomics
+import CPlatform
+import Doorbell
+import Histogram
+import Virtqueue
+
+/// What a datapath run is for.
+public enum DatapathMode: Sendable {
+    /// Keep the ring as full as batches allow; measure descriptors per second.
+    case throughput
+    /// One batch in flight at a time; record each batch's round trip.
+    case latency
+}
+
+/// The measured outcome of one run.
+public struct DatapathOutcome: Sendable {
+    public var descriptors = 0
+    public var nanoseconds: UInt64 = 0
+    public var driverCPUNanoseconds: UInt64 = 0
+    public var deviceCPUNanoseconds: UInt64 = 0
+    public var kick = DoorbellCounters()
+    public var call = DoorbellCounters()
+    /// Round trips in nanoseconds (latency mode), one per batch.
+    public var roundTrips: Histogram<UInt64>?
+    public var errors: [String] = []
+
+    public var descriptorsPerSecond: Double { Double(descriptors) * 1e9 / Double(max(nanoseconds, 1)) }
+    public var syscalls: UInt64 { kick.syscalls + call.syscalls }
+}
+
+/// How long a sleeping side waits before it declares a notification lost.
+let lostNotificationTimeout: UInt64 = 5_000_000_000
+
+/// Runs `descriptors` single-descriptor chains through the queue. `sleeps == false` means
+/// pure polling: the doorbells are never touched and neither side sleeps.
+public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf,
+                        KickNotifier: DoorbellNotifier, KickWaiter: DoorbellWaiter,
+                        CallNotifier: DoorbellNotifier, CallWaiter: DoorbellWaiter>(
+    driver: Driver, device: Device,
+    kick: (KickNotifier, KickWaiter), call: (CallNotifier, CallWaiter), sleeps: Bool,
+    addresses: [UInt64], payloadBytes: UInt32, batch: Int, descriptors: Int,
+    mode: DatapathMode, placement: ThreadPlacement
+) throws(DoorbellError) -> DatapathOutcome {
+    let driverSide = Slot((driver, kick.0, call.1))
+    let deviceSide = Slot((device, kick.1, call.0))
+    let gate = StartGate()
+    let ready = ManagedAtomic<Int>(0)
+    let driverResult = Slot(DatapathOutcome())
+    let deviceResult = Slot(DatapathOutcome())
+    let clock = Slot((start: UInt64(0), end: UInt64(0)))
+
+    let driverThread = try PinnedThread(cpu: placement.driverCPU) {
+        var (d, kickN, callW) = driverSide.value
+        var out = DatapathOutcome()
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        ready.wrappingIncrement(ordering: .relaxed)
+        gate.wait()
+        let cpu0 = cplatform_thread_cpu_time_ns()
+        if sleeps { d.disableInterrupts() }
+        do throws(VirtqueueError) {
+            try addresses.withUnsafeBufferPointer { addrs throws(VirtqueueError) in
+                var posted = 0
+                var reclaimed = 0
+                var next = 0
+                while reclaimed < descriptors {
+                    var progressed = false
+                    let room = mode == .latency ? (posted == reclaimed) : (d.freeDescriptors >= batch)
+                    if posted < descriptors && room {
+                        let n = min(batch, descriptors - posted)
+                        let t0 = cplatform_monotonic_ns()
+                        for _ in 0..<n {
+                            _ = try d.post(Buffer(address: addrs[next], length: payloadBytes))
+                            next &+= 1
+                            if next == addrs.count { next = 0 }
+                        }
+                        posted &+= n
+                        d.publish()
+                        if sleeps {
+                            do { try kickN.notify(if: d.kickNeeded()) } catch { out.errors.append("kick: \(error)"); return }
+                        }
+                        progressed = true
+                        if mode == .latency {
+                            // Closed loop: wait for the whole batch, then time the round trip.
+                            var back = 0
+                            while back < n {
+                                if try d.reclaim() != nil { back &+= 1; continue }
+                                if sleeps {
+                                    do {
+                                        let ok = try waitUntil({ d.hasUsed() }, on: &callW, timeoutNanoseconds: lostNotificationTimeout,
+                                                               enableNotifications: { _ = d.enableInterrupts() },
+                                                               disableNotifications: { d.disableInterrupts() })
+                                        if !ok { out.errors.append("no interrupt within 5 s: a notification was lost"); return }
+                                    } catch { out.errors.append("call: \(error)"); return }
+                                } else {
+                                    cplatform_cpu_relax()
+                                }
+                            }
+                            reclaimed &+= n
+                            _ = histogram.record(cplatform_monotonic_ns() - t0)
+                            continue
+                        }
+                    }
+                    while try d.reclaim() != nil {
+                        reclaimed &+= 1
+                        progressed = true
+                    }
+                    if !progressed {
+                        if sleeps {
+                            do {
+                                let ok = try waitUntil({ d.hasUsed() }, on: &callW, timeoutNanoseconds: lostNotificationTimeout,
+                                                       enableNotifications: { _ = d.enableInterrupts() },
+                                                       disableNotifications: { d.disableInterrupts() })
+                                if !ok { out.errors.append("no interrupt within 5 s: a notification was lost"); return }
+                            } catch { out.errors.append("call: \(error)"); return }
+                        } else {
+                            cplatform_cpu_relax()
+                        }
+                    }
+                }
+            }
+        } catch {
+            out.errors.append("driver: \(error)")
+        }
+        out.driverCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0
+        clock.value.end = cplatform_monotonic_ns()
+        out.kick = kickN.counters
+        out.call = callW.counters
+        if mode == .latency { out.roundTrips = histogram }
+        driverResult.value = out
+    }
+
+    let deviceThread = try PinnedThread(cpu: placement.deviceCPU) {
+        var (v, kickW, callN) = deviceSide.value
+        var out = DatapathOutcome()
+        ready.wrappingIncrement(ordering: .relaxed)
+        gate.wait()
+        let cpu0 = cplatform_thread_cpu_time_ns()
+        var done = 0
+        var sink: UInt64 = 0
+        if sleeps { v.disableKicks() }
+        do throws(VirtqueueError) {
+            while done < descriptors {
+                var popped = 0
+                while popped < batch, let chain = try v.pop() {
+                    // The device reads the payload it was given (a TX device checksums it).
+                    if let host = v.segments[0].host { sink &+= UInt64(host.load(as: UInt64.self)) }
+                    v.pushUsed(chain, length: 0)
+                    popped &+= 1
+                }
+                if popped > 0 {
+                    v.publishUsed()
+                    done &+= popped
+                    if sleeps {
+                        do { try callN.notify(if: v.interruptNeeded()) } catch { out.errors.append("call: \(error)"); break }
+                    }
+                } else if sleeps {
+                    do {
+                        let ok = try waitUntil({ v.hasAvailable() }, on: &kickW, timeoutNanoseconds: lostNotificationTimeout,
+                                               enableNotifications: { _ = v.enableKicks() },
+                                               disableNotifications: { v.disableKicks() })
+                        if !ok { out.errors.append("no kick within 5 s: a notification was lost"); break }
+                    } catch { out.errors.append("kick: \(error)"); break }
+                } else {
+                    cplatform_cpu_relax()
+                }
+            }
+        } catch {
+            out.errors.append("device: \(error)")
+        }
+        out.deviceCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0 + (sink == .max ? 1 : 0)
+        out.kick = kickW.counters
+        out.call = callN.counters
+        deviceResult.value = out
+    }
+
+    while ready.load(ordering: .relaxed) < 2 { cplatform_cpu_relax() }
+    clock.value.start = cplatform_monotonic_ns()
+    gate.open()
+    driverThread.join()
+    deviceThread.join()
+
+    let a = driverResult.value
+    let b = deviceResult.value
+    var outcome = DatapathOutcome()
+    outcome.descriptors = descriptors
+    outcome.nanoseconds = clock.value.end &- clock.value.start
+    outcome.driverCPUNanoseconds = a.driverCPUNanoseconds
+    outcome.deviceCPUNanoseconds = b.deviceCPUNanoseconds
+    outcome.kick = a.kick + b.kick
+    outcome.call = a.call + b.call
+    outcome.roundTrips = a.roundTrips
+    outcome.errors = a.errors + b.errors
+    return outcome
+}

@@ -1,0 +1,84 @@
+// Writes a results document (and, from it, its reports) into the results directory, named
+// by run id: the UTC start time and the short commit.
+
+import Foundation
+
+public enum ResultsWriter {
+    public static func encode(_ doc: ResultsDocument) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(doc)
+    }
+
+    public static func decode(_ data: Data) throws -> ResultsDocument {
+        try JSONDecoder().decode(ResultsDocument.self, from: data)
+    }
+
+    /// `20261126T011130Z-abc123def456`
+    public static func runID(_ doc: ResultsDocument) -> String {
+        let compact = doc.startedAt.filter { $0 != "-" && $0 != ":" }
+        return compact + (doc.tool.gitCommit.map { "-" + $0 } ?? "")
+    }
+
+    /// Writes `<run-id>.json` and the rendered reports; returns the paths written.
+    @discardableResult
+    public static func write(_ doc: ResultsDocument, to directory: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let base = directory + "/" + runID(doc)
+        var written: [String] = []
+        try encode(doc).write(to: URL(fileURLWithPath: base + ".json"))
+        written.append(base + ".json")
+        for (suffix, text) in ReportSet.render(doc) {
+            let path = base + suffix
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            written.append(path)
+        }
+        return written
+    }
+}
+
+/// Every rendered report of a document: file suffix → contents. Extended as report kinds land.
+public enum ReportSet {
+    public static func render(_ doc: ResultsDocument) -> [(String, String)] {
+        []
+    }
+}
+
+/// The terminal summary at the end of a run.
+public enum SummaryTable {
+    public static func render(_ doc: ResultsDocument) -> String {
+        var lines: [String] = []
+        let c = doc.calibration
+        lines.append("calibration: cache-line round trip \(fixed(c.cachelineRoundTripNs.p50, 0)) ns, bare ring \(fixed(c.bareRingEntriesPerSecond.median / 1e6, 1)) M entries/s")
+        let header = ["scenario", "status", "Mdesc/s", "× bare ring", "p50 µs", "p99 µs", "kicks/1k", "irqs/1k", "syscalls/1k", "cpu ns/desc"]
+        var rows: [[String]] = [header]
+        for r in doc.scenarios {
+            if r.status != .ok {
+                rows.append([r.id, r.status.rawValue, "-", "-", "-", "-", "-", "-", "-", "-"])
+                continue
+            }
+            rows.append([
+                r.id, "ok",
+                r.throughput.map { fixed($0.descPerSecond.median / 1e6, 2) } ?? "-",
+                r.ratioToCalibration.map { fixed($0, 3) } ?? "-",
+                r.latencyNs.map { fixed($0.p50 / 1000, 1) } ?? "-",
+                r.latencyNs.map { fixed($0.p99 / 1000, 1) } ?? "-",
+                r.counters.map { fixed($0.kicksPer1k, 1) } ?? "-",
+                r.counters.map { fixed($0.interruptsPer1k, 1) } ?? "-",
+                r.counters.map { fixed($0.syscallsPer1k, 1) } ?? "-",
+                r.cpuNsPerDesc.map { fixed($0, 1) } ?? "-",
+            ])
+        }
+        let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+        for row in rows {
+            lines.append(row.enumerated().map { i, cell in
+                i == 0 || i == 1 ? cell + String(repeating: " ", count: widths[i] - cell.count)
+                    : String(repeating: " ", count: widths[i] - cell.count) + cell
+            }.joined(separator: "  "))
+        }
+        for r in doc.scenarios where r.status != .ok {
+            lines.append("  \(r.id): \(r.status.rawValue): \(r.reason ?? "")")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

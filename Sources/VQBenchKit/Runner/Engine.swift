@@ -1,0 +1,104 @@
+// A whole run: machine facts, calibration, then every chosen scenario, into one results
+// document (RESULTS-SCHEMA.md). The CLI writes it out and renders the reports from it.
+
+import CPlatform
+import Doorbell
+import Foundation
+
+public struct RunOptions: Sendable {
+    public var suite: Suite = .quick
+    public var filter: String?
+    public var plan = MeasurementPlan()
+    public var toolVersion = "0.1.0"
+    public var buildConfig = "release"
+    public init() {}
+}
+
+public enum Engine {
+    /// The scenarios a run would measure, after the filter.
+    public static func scenarios(_ options: RunOptions, memory: String = Suite.bestMemory()) throws(ScenarioError) -> [ScenarioID] {
+        let all = options.suite.scenarios(memory: memory)
+        guard let pattern = options.filter else { return all }
+        let filter = ScenarioFilter(pattern)
+        let chosen = all.filter(filter.matches)
+        guard !chosen.isEmpty else { throw .filterMatchesNothing(pattern, suite: options.suite.rawValue) }
+        return chosen
+    }
+
+    /// Calibration: cache-line round trip, bare ring, and every available doorbell's wake-up.
+    public static func calibrate(probe: DoorbellProbe, placement: ThreadPlacement,
+                                 log: (String) -> Void) throws -> CalibrationResult {
+        let (rtt, bare) = try Calibrate.rings(placement: placement)
+        log("calibration: cache-line round trip \(fixed(rtt.medianNanoseconds, 0)) ns (\(rtt.placement.rawValue)), bare ring \(fixed(median(bare) / 1e6, 1)) M entries/s")
+        var wake: [String: ResultsDocument.Percentiles] = [:]
+        for transport in DoorbellTransport.all where probe.unavailability(of: transport) == nil {
+            let report = try WakeupRoundTrip.run(transport, iterations: 2_000, warmup: 200,
+                                                 timeoutNanoseconds: 5_000_000_000, probe: probe)
+            guard report.failure == nil, !report.samplesNanoseconds.isEmpty else { continue }
+            let sorted = report.samplesNanoseconds.map { Double($0) }.sorted()
+            wake[transport.id] = .init(p50: quantile(sorted: sorted, 0.5), p99: quantile(sorted: sorted, 0.99))
+        }
+        log("calibration: wake-up round trip p50 " + wake.sorted { $0.key < $1.key }
+            .map { "\($0.key) \(fixed($0.value.p50 / 1000, 1)) µs" }.joined(separator: ", "))
+        return CalibrationResult(cacheline: rtt, bareRingSamples: bare, wakeNanoseconds: wake)
+    }
+
+    public static func run(_ options: RunOptions, log: (String) -> Void) throws -> ResultsDocument {
+        let startedAt = Date()
+        let t0 = cplatform_monotonic_ns()
+        let probe = DoorbellProbe.current
+        let placement = ThreadPlacement.current()
+        if let note = placement.note { log("note: \(note)") }
+        let ids = try scenarios(options)
+        let machine = MachineInfo.collect(ioUring: .init(available: probe.ioUring.available, ops: probe.ioUring.ops,
+                                                         reason: probe.ioUring.reason))
+        let calibration = try calibrate(probe: probe, placement: placement, log: log)
+        var runner = ScenarioRunner(plan: options.plan, probe: probe, placement: placement,
+                                    bareRingRate: median(calibration.bareRingSamples))
+        var results: [ScenarioResult] = []
+        for (i, id) in ids.enumerated() {
+            let before = cplatform_monotonic_ns()
+            let r = runner.measure(id)
+            results.append(r)
+            let elapsed = Double(cplatform_monotonic_ns() - before) / 1e9
+            let eta = elapsed * Double(ids.count - i - 1)
+            log("[\(i + 1)/\(ids.count)] \(ScenarioSummary.line(r)) (\(fixed(elapsed, 1)) s, ETA \(fixed(eta, 0)) s)")
+        }
+        // Ratio to the same point without a mediator, when both were measured.
+        let bare = Dictionary(results.compactMap { r -> (String, Double)? in
+            guard r.params.mediator == "none", let t = r.throughput else { return nil }
+            return (r.id, t.descPerSecond.median)
+        }, uniquingKeysWith: { a, _ in a })
+        for i in results.indices where results[i].params.mediator != "none" {
+            if let id = try? ScenarioID(parsing: results[i].id), let b = bare[id.with(mediator: "none").description],
+               let t = results[i].throughput {
+                results[i].ratioToBare = t.descPerSecond.median / b
+            }
+        }
+        var doc = calibration.document
+        doc.placements = runner.placementsSeen
+        let git = MachineInfo.gitState()
+        return ResultsDocument(
+            tool: .init(name: "vqbench", version: options.toolVersion, gitCommit: git.commit, dirty: git.dirty,
+                        toolchain: MachineInfo.toolchain(), buildConfig: options.buildConfig),
+            startedAt: ISO8601DateFormatter().string(from: startedAt),
+            durationSeconds: Double(cplatform_monotonic_ns() - t0) / 1e9,
+            suite: options.suite.rawValue, filter: options.filter, machine: machine,
+            calibration: doc, scenarios: results)
+    }
+}
+
+/// One line per scenario for progress and summaries.
+public enum ScenarioSummary {
+    public static func line(_ r: ScenarioResult) -> String {
+        switch r.status {
+        case .ok:
+            let rate = r.throughput.map { fixed($0.descPerSecond.median / 1e6, 2) + " Mdesc/s" } ?? "-"
+            let ratio = r.ratioToCalibration.map { fixed($0, 3) + "× bare ring" } ?? ""
+            let p50 = r.latencyNs.map { "p50 " + fixed($0.p50 / 1000, 1) + " µs" } ?? ""
+            return "\(r.id): \(rate), \(ratio), \(p50) [\(r.placement ?? "?")]"
+        default:
+            return "\(r.id): \(r.status.rawValue): \(r.reason ?? "")"
+        }
+    }
+}

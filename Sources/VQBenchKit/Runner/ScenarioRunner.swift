@@ -1,0 +1,182 @@
+// Measures one scenario: rounds of the scenario alternated with the bare-ring reference
+// (ABAB), the cache-line round trip before and after each round to catch a change of vCPU
+// placement, then a closed-loop latency run. Turns the rounds into a ScenarioResult.
+
+import CPlatform
+import Doorbell
+import Histogram
+import Virtqueue
+import VirtioMemory
+
+/// How long and how often to measure each scenario.
+public struct MeasurementPlan: Sendable {
+    /// Wall time budget per scenario, seconds (warm-up, rounds and latency run together).
+    public var secondsPerScenario: Double = 2.5
+    /// Timed rounds after the warm-up round.
+    public var rounds = 5
+    /// Closed-loop batches timed for the latency percentiles.
+    public var latencyBatches = 2_000
+    public init() {}
+}
+
+/// Runs one throughput or latency run of a scenario with fresh ring halves.
+struct RoundVisitor: DoorbellPairVisitor {
+    let id: ScenarioID
+    let backing: MemoryBacking
+    let descriptors: Int
+    let mode: DatapathMode
+    let placement: ThreadPlacement
+
+    func visit<KN: DoorbellNotifier, KW: DoorbellWaiter, CN: DoorbellNotifier, CW: DoorbellWaiter>(
+        kick: (KN, KW), call: (CN, CW), sleeps: Bool) throws -> DatapathOutcome {
+        let payload = UInt32(id.payloadBytes)
+        switch RingLayoutKind(rawValue: id.layout) {
+        case .split:
+            let s = try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes,
+                                         policy: .require(backing), eventIndex: sleeps)
+            return try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
+                                   addresses: s.addresses, payloadBytes: payload, batch: id.batch,
+                                   descriptors: descriptors, mode: mode, placement: placement)
+        case .packed:
+            let s = try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes,
+                                          policy: .require(backing), eventIndex: sleeps)
+            return try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
+                                   addresses: s.addresses, payloadBytes: payload, batch: id.batch,
+                                   descriptors: descriptors, mode: mode, placement: placement)
+        case nil:
+            throw ScenarioError.unknownValue(part: "layout", value: id.layout, known: RingLayoutKind.allCases.map(\.rawValue))
+        }
+    }
+}
+
+public struct ScenarioRunner {
+    public let plan: MeasurementPlan
+    public let probe: DoorbellProbe
+    public let placement: ThreadPlacement
+    /// Bare ring entries per second from calibration: sizes each round's reference run.
+    public let bareRingRate: Double
+    /// Rounds kept per placement, over every scenario run by this runner.
+    public private(set) var placementsSeen: [String: Int] = [:]
+
+    public init(plan: MeasurementPlan, probe: DoorbellProbe, placement: ThreadPlacement, bareRingRate: Double) {
+        self.plan = plan
+        self.probe = probe
+        self.placement = placement
+        self.bareRingRate = bareRingRate
+    }
+
+    func params(_ id: ScenarioID) -> ScenarioResult.Params {
+        .init(layout: id.layout, doorbell: id.doorbell, mediator: id.mediator, binding: "virtio", queueSize: id.queueSize,
+              batch: id.batch, payloadBytes: id.payloadBytes, memory: id.memory, queuePairs: id.queuePairs)
+    }
+
+    /// Why the scenario cannot run on this machine, or nil.
+    func unavailability(_ id: ScenarioID) -> String? {
+        if let why = DoorbellDispatch.unavailability(of: id.doorbell, probe: probe) { return why }
+        guard let backing = MemoryBacking(rawValue: id.memory) else {
+            return "unknown memory backing '\(id.memory)'; one of \(MemoryBacking.allCases.map(\.rawValue).joined(separator: ", "))"
+        }
+        do {
+            _ = try HugepageRegion(bytes: 4 << 20, policy: .require(backing))
+        } catch {
+            return "\(error)"
+        }
+        if id.mediator != "none" { return "mediator '\(id.mediator)' is not built yet" }
+        if id.queuePairs != 1 { return "only one queue pair is measured so far" }
+        return nil
+    }
+
+    public mutating func measure(_ id: ScenarioID) -> ScenarioResult {
+        if let why = unavailability(id) {
+            return ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why)
+        }
+        do {
+            return try measureAvailable(id)
+        } catch {
+            return ScenarioResult(id: id.description, params: params(id), status: .failed, reason: "\(error)")
+        }
+    }
+
+    func run(_ id: ScenarioID, descriptors: Int, mode: DatapathMode) throws -> DatapathOutcome {
+        let visitor = RoundVisitor(id: id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
+                                   mode: mode, placement: placement)
+        let outcome = try DoorbellDispatch.dispatch(id.doorbell, probe: probe, visitor)
+        if !outcome.errors.isEmpty { throw RunnerError.runFailed(id: id.description, errors: outcome.errors) }
+        return outcome
+    }
+
+    mutating func measureAvailable(_ id: ScenarioID) throws -> ScenarioResult {
+        let started = cplatform_monotonic_ns()
+        // Warm-up round, which also sizes the timed rounds to the budget.
+        let warm = try run(id, descriptors: max(id.batch * 64, 100_000), mode: .throughput)
+        let roundSeconds = plan.secondsPerScenario * 0.7 / Double(max(plan.rounds, 1))
+        let perRound = Int(min(max(warm.descriptorsPerSecond * roundSeconds * 0.8, Double(id.batch * 64)), 50_000_000))
+        let bareEntries = Int(min(max(bareRingRate * roundSeconds * 0.2, 100_000), 50_000_000))
+
+        var kept: [(placement: Placement, rate: Double, ratio: Double, outcome: DatapathOutcome)] = []
+        var discarded = 0
+        for _ in 0..<plan.rounds {
+            let before = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
+            let a = try run(id, descriptors: perRound, mode: .throughput)
+            let b = try BareRing.measure(entries: bareEntries, placement: placement)
+            let after = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
+            guard before.placement == after.placement else { discarded += 1; continue }
+            kept.append((before.placement, a.descriptorsPerSecond, a.descriptorsPerSecond / b, a))
+        }
+        guard !kept.isEmpty else {
+            throw RunnerError.noStableRound(id: id.description, rounds: plan.rounds)
+        }
+        // Figures come from the placement most rounds saw; ratios only within it.
+        var byPlacement: [Placement: Int] = [:]
+        for k in kept { byPlacement[k.placement, default: 0] += 1 }
+        for (p, n) in byPlacement { placementsSeen[p.rawValue, default: 0] += n }
+        let main = byPlacement.max { ($0.value, $0.key.rawValue) < ($1.value, $1.key.rawValue) }!.key
+        let chosen = kept.filter { $0.placement == main }
+
+        let latency = try run(id, descriptors: id.batch * plan.latencyBatches, mode: .latency)
+
+        let descriptors = chosen.reduce(0) { $0 + $1.outcome.descriptors }
+        let kick = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.kick }
+        let call = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.call }
+        let cpu = chosen.reduce(UInt64(0)) { $0 + $1.outcome.driverCPUNanoseconds + $1.outcome.deviceCPUNanoseconds }
+        let perK = 1000 / Double(max(descriptors, 1))
+        let rates = bootstrapInterval(chosen.map(\.rate))
+        let gbit = { (x: Double) in x * Double(id.payloadBytes) * 8 / 1e9 }
+
+        var result = ScenarioResult(id: id.description, params: params(id), status: .ok)
+        result.repetitions = chosen.count
+        result.durationNs = cplatform_monotonic_ns() - started
+        result.placement = main.rawValue
+        result.throughput = .init(
+            descPerSecond: rates, packetsPerSecond: rates,
+            gbitPerSecond: .init(median: gbit(rates.median), ci95: rates.ci95.map { $0.map(gbit) }))
+        if let h = latency.roundTrips, h.totalCount > 0 {
+            result.latencyNs = .init(count: Int(h.totalCount), min: Double(h.min), mean: h.mean,
+                                     p50: Double(h.valueAtPercentile(50)), p90: Double(h.valueAtPercentile(90)),
+                                     p99: Double(h.valueAtPercentile(99)), p999: Double(h.valueAtPercentile(99.9)),
+                                     max: Double(h.max))
+        }
+        result.counters = .init(
+            kicksPer1k: Double(kick.notificationsSent) * perK,
+            interruptsPer1k: Double(call.notificationsSent) * perK,
+            descPerKick: kick.notificationsSent > 0 ? Double(descriptors) / Double(kick.notificationsSent) : nil,
+            syscallsPer1k: Double(kick.syscalls + call.syscalls) * perK,
+            mallocsInLoop: nil)
+        result.cpuNsPerDesc = Double(cpu) / Double(max(descriptors, 1))
+        result.ratioToCalibration = median(chosen.map(\.ratio))
+        if discarded > 0 { result.reason = "\(discarded) round(s) discarded: the vCPU placement changed during them" }
+        return result
+    }
+}
+
+public enum RunnerError: Error, CustomStringConvertible {
+    case runFailed(id: String, errors: [String])
+    case noStableRound(id: String, rounds: Int)
+
+    public var description: String {
+        switch self {
+        case let .runFailed(id, errors): return "\(id): " + errors.joined(separator: "; ")
+        case let .noStableRound(id, rounds): return "\(id): the vCPU placement changed during all \(rounds) rounds"
+        }
+    }
+}
