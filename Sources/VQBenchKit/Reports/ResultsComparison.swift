@@ -205,7 +205,7 @@ public enum ResultsComparison {
                 out.append("")
             }
             if !statusChanges.isEmpty {
-                out += ["## Not ok in one of the runs", ""]
+                out += ["## Not ok in one or both runs", ""]
                 for c in statusChanges {
                     let reasonA = c.reasonA.map { " (\($0))" } ?? "", reasonB = c.reasonB.map { " (\($0))" } ?? ""
                     out.append("- `\(c.id)`: \(c.a.rawValue)\(reasonA) → \(c.b.rawValue)\(reasonB)")

@@ -81,14 +81,19 @@ struct SVGCanvas {
         text(Self.left - 8, y + 4, label, size: 11, anchor: "end")
     }
 
-    mutating func legend(_ entries: [(label: String, color: String)], footnote: String?) {
+    /// `footnote` lines go under the entries, one per line: the legend column is narrow.
+    mutating func legend(_ entries: [(label: String, color: String)], footnote: [String]) {
         var y = Self.top + 6
         for entry in entries {
             rect(Self.right + 20, y - 9, 12, 12, fill: entry.color)
             text(Self.right + 38, y + 1, entry.label, size: 11)
             y += 18
         }
-        if let footnote { text(Self.right + 20, y + 12, footnote, size: 10, fill: "#444444") }
+        y += 12
+        for line in footnote {
+            text(Self.right + 20, y, line, size: 10, fill: "#444444")
+            y += 14
+        }
     }
 
     func svg() -> String {

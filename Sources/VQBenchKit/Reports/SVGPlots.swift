@@ -13,7 +13,7 @@ public enum SVGPlots {
         ]
     }
 
-    static let dagger = "† rests on a modelled value (see the .md report)"
+    static let dagger = ["† rests on a modelled value", "(see the .md report)"]
 
     // MARK: - Latency percentiles
 
@@ -68,7 +68,7 @@ public enum SVGPlots {
             canvas.series(points, color: color, label: label)
             legend.append((label, color))
         }
-        canvas.legend(legend, footnote: lines.contains(where: \.dependsOnModel) ? dagger : nil)
+        canvas.legend(legend, footnote: lines.contains(where: \.dependsOnModel) ? dagger : [])
         return canvas.svg()
     }
 
@@ -105,7 +105,7 @@ public enum SVGPlots {
             canvas.series(points, color: SVGCanvas.color(index), label: shown)
             legend.append((shown, SVGCanvas.color(index)))
         }
-        canvas.legend(legend, footnote: measured.contains(where: \.dependsOnModel) ? dagger : nil)
+        canvas.legend(legend, footnote: measured.contains(where: \.dependsOnModel) ? dagger : [])
         return canvas.svg()
     }
 
@@ -160,7 +160,7 @@ public enum SVGPlots {
                 row += rowHeight
             }
         }
-        if measured.contains(where: \.dependsOnModel) { canvas.text(10, height - 15, dagger, size: 10, fill: "#444444") }
+        if measured.contains(where: \.dependsOnModel) { canvas.text(10, height - 15, dagger.joined(separator: " "), size: 10, fill: "#444444") }
         return canvas.svg()
     }
 

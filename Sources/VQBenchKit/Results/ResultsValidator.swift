@@ -6,7 +6,7 @@ import Foundation
 
 public enum ResultsValidator {
     /// Why validation could not run at all (as opposed to the document breaking a rule).
-    public enum Failure: Error, Equatable, CustomStringConvertible {
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         case notJSON(String)
         case unsupportedSchema(location: String, problem: String)
 
@@ -21,13 +21,28 @@ public enum ResultsValidator {
     /// The document's violations of the results schema, one line each, in document order;
     /// empty when it conforms.
     public static func validate(data: Data) throws(Failure) -> [String] {
-        try validate(data: data, schema: Data(schemaText.utf8))
+        try validate(data: data, schema: resultsSchema.get())
     }
 
     /// The same against any schema that keeps to the supported keywords (tests use small ones).
     public static func validate(data: Data, schema schemaData: Data) throws(Failure) -> [String] {
         let schema = try parse(schemaData)
         try checkSupported(schema, at: "#")
+        return try validate(data: data, schema: schema)
+    }
+
+    /// The results schema, parsed and checked once: it is larger than most documents.
+    static let resultsSchema: Result<Value, Failure> = {
+        do throws(Failure) {
+            let schema = try parse(Data(schemaText.utf8))
+            try checkSupported(schema, at: "#")
+            return .success(schema)
+        } catch {
+            return .failure(error)
+        }
+    }()
+
+    static func validate(data: Data, schema: Value) throws(Failure) -> [String] {
         let instance = try parse(data)
         var walk = Walk(root: schema)
         try walk.check(instance, against: schema, at: "$")
@@ -38,32 +53,13 @@ public enum ResultsValidator {
 
     /// A parsed JSON value. Numbers are Doubles: JSON Schema's "integer" is a number with no
     /// fractional part, so 4e8 and 400000000 are the same integer.
-    enum Value: Equatable, Decodable {
+    enum Value: Equatable, Sendable {
         case null
         case bool(Bool)
         case number(Double)
         case string(String)
         case array([Value])
         case object([String: Value])
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            // Bool before Double: the decoder will not read `true` as a number or `1` as a Bool,
-            // so the order only saves a failed attempt; null must come first.
-            if container.decodeNil() {
-                self = .null
-            } else if let b = try? container.decode(Bool.self) {
-                self = .bool(b)
-            } else if let d = try? container.decode(Double.self) {
-                self = .number(d)
-            } else if let s = try? container.decode(String.self) {
-                self = .string(s)
-            } else if let a = try? container.decode([Value].self) {
-                self = .array(a)
-            } else {
-                self = .object(try container.decode([String: Value].self))
-            }
-        }
 
         /// The JSON Schema type names this value satisfies ("integer" values are also "number").
         func isOfType(_ name: String) -> Bool {
@@ -103,11 +99,8 @@ public enum ResultsValidator {
     }
 
     static func parse(_ data: Data) throws(Failure) -> Value {
-        do {
-            return try JSONDecoder().decode(Value.self, from: data)
-        } catch {
-            throw .notJSON(String(describing: error))
-        }
+        var reader = JSONReader(bytes: Array(data))
+        return try reader.document()
     }
 
     // MARK: - Keywords
@@ -227,6 +220,159 @@ public enum ResultsValidator {
                 throw .unsupportedSchema(location: ref, problem: "reference to an undefined definition")
             }
             return target
+        }
+    }
+}
+
+/// RFC 8259 JSON to `ResultsValidator.Value`. Written out rather than layered on JSONDecoder,
+/// which can only discover a value's type by failing to decode the others (slow), or on
+/// JSONSerialization, which hands booleans back as numbers.
+struct JSONReader {
+    let bytes: [UInt8]
+    var at = 0
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    typealias Value = ResultsValidator.Value
+
+    mutating func document() throws(ResultsValidator.Failure) -> Value {
+        let value = try self.value(depth: 0)
+        skipSpace()
+        guard at == bytes.count else { throw fail("trailing characters") }
+        return value
+    }
+
+    private func fail(_ problem: String) -> ResultsValidator.Failure {
+        .notJSON("\(problem) at byte \(at)")
+    }
+
+    private mutating func skipSpace() {
+        while at < bytes.count {
+            switch bytes[at] {
+            case 0x20, 0x09, 0x0A, 0x0D: at += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func expect(_ literal: String) throws(ResultsValidator.Failure) {
+        for byte in literal.utf8 {
+            guard at < bytes.count, bytes[at] == byte else { throw fail("expected \(literal)") }
+            at += 1
+        }
+    }
+
+    private mutating func value(depth: Int) throws(ResultsValidator.Failure) -> Value {
+        // A document nested this deep is not a results document; stop before the stack does.
+        guard depth < 256 else { throw fail("nesting deeper than 256") }
+        skipSpace()
+        guard at < bytes.count else { throw fail("unexpected end") }
+        switch bytes[at] {
+        case UInt8(ascii: "{"):
+            at += 1
+            var members: [String: Value] = [:]
+            skipSpace()
+            if at < bytes.count, bytes[at] == UInt8(ascii: "}") { at += 1; return .object(members) }
+            while true {
+                skipSpace()
+                guard at < bytes.count, bytes[at] == UInt8(ascii: "\"") else { throw fail("expected a name") }
+                let name = try string()
+                skipSpace()
+                try expect(":")
+                members[name] = try value(depth: depth + 1)
+                skipSpace()
+                guard at < bytes.count else { throw fail("unterminated object") }
+                at += 1
+                if bytes[at - 1] == UInt8(ascii: "}") { return .object(members) }
+                guard bytes[at - 1] == UInt8(ascii: ",") else { throw fail("expected , or }") }
+            }
+        case UInt8(ascii: "["):
+            at += 1
+            var elements: [Value] = []
+            skipSpace()
+            if at < bytes.count, bytes[at] == UInt8(ascii: "]") { at += 1; return .array(elements) }
+            while true {
+                elements.append(try value(depth: depth + 1))
+                skipSpace()
+                guard at < bytes.count else { throw fail("unterminated array") }
+                at += 1
+                if bytes[at - 1] == UInt8(ascii: "]") { return .array(elements) }
+                guard bytes[at - 1] == UInt8(ascii: ",") else { throw fail("expected , or ]") }
+            }
+        case UInt8(ascii: "\""):
+            return .string(try string())
+        case UInt8(ascii: "t"):
+            try expect("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expect("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expect("null")
+            return .null
+        default:
+            return .number(try number())
+        }
+    }
+
+    private mutating func number() throws(ResultsValidator.Failure) -> Double {
+        let start = at
+        func digits(_ reader: inout JSONReader) -> Int {
+            let first = reader.at
+            while reader.at < reader.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(reader.bytes[reader.at]) {
+                reader.at += 1
+            }
+            return reader.at - first
+        }
+        if at < bytes.count, bytes[at] == UInt8(ascii: "-") { at += 1 }
+        let whole = digits(&self)
+        // RFC 8259 §6: no leading zeros, at least one digit on each side of the point.
+        guard whole > 0, !(whole > 1 && bytes[at - whole] == UInt8(ascii: "0")) else { throw fail("malformed number") }
+        if at < bytes.count, bytes[at] == UInt8(ascii: ".") {
+            at += 1
+            guard digits(&self) > 0 else { throw fail("malformed number") }
+        }
+        if at < bytes.count, bytes[at] == UInt8(ascii: "e") || bytes[at] == UInt8(ascii: "E") {
+            at += 1
+            if at < bytes.count, bytes[at] == UInt8(ascii: "+") || bytes[at] == UInt8(ascii: "-") { at += 1 }
+            guard digits(&self) > 0 else { throw fail("malformed number") }
+        }
+        // Double's own parser reads the C locale's format whatever the process locale is.
+        guard let value = Double(String(decoding: bytes[start..<at], as: UTF8.self)) else { throw fail("malformed number") }
+        return value
+    }
+
+    private mutating func string() throws(ResultsValidator.Failure) -> String {
+        let open = at
+        at += 1
+        var escaped = false
+        while true {
+            guard at < bytes.count else { throw fail("unterminated string") }
+            switch bytes[at] {
+            case UInt8(ascii: "\""):
+                at += 1
+                let inner = bytes[(open + 1)..<(at - 1)]
+                guard escaped else {
+                    // RFC 8259 §8.1: JSON text is UTF-8; repairing it would hide a broken writer.
+                    guard let s = String(validating: inner, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
+                    return s
+                }
+                // Escapes are rare in results documents; Foundation already reads them,
+                // surrogate pairs included, so hand it just this string.
+                guard let s = try? JSONDecoder().decode(String.self, from: Data(bytes[open..<at])) else {
+                    throw fail("malformed escape in string")
+                }
+                return s
+            case UInt8(ascii: "\\"):
+                escaped = true
+                at += 2
+            case 0..<0x20:
+                throw fail("control character in string")
+            default:
+                at += 1
+            }
         }
     }
 }
