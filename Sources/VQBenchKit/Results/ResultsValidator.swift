@@ -18,10 +18,16 @@ public enum ResultsValidator {
         }
     }
 
-    /// The document's violations of the results schema, one line each, in document order;
-    /// empty when it conforms.
+    /// The document's violations of the results schema, one line each ("$.machine: missing
+    /// required \"cpu_model\""), names visited in sorted order; empty when it conforms.
+    /// Throws only when the data is not JSON at all.
     public static func validate(data: Data) throws(Failure) -> [String] {
         try validate(data: data, schema: resultsSchema.get())
+    }
+
+    /// A document as the tool writes it (JSONEncoder), checked before it is written.
+    public static func validate(_ document: ResultsDocument) throws -> [String] {
+        try validate(data: JSONEncoder().encode(document))
     }
 
     /// The same against any schema that keeps to the supported keywords (tests use small ones).
