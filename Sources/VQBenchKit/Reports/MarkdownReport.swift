@@ -1,0 +1,231 @@
+// results/<run-id>.md: the results document as Markdown tables for people, derived only from
+// the JSON. Byte-identical for the same document: dictionaries are walked in sorted key order
+// and every number goes through ReportFormat, never a locale.
+
+public enum MarkdownReport {
+    public static func render(_ doc: ResultsDocument) -> String {
+        var out: [String] = []
+        let notes = ModelledNotes(doc.scenarios)
+        title(doc, into: &out)
+        machine(doc.machine, into: &out)
+        calibration(doc.calibration, into: &out)
+        scenarios(doc.scenarios, notes: notes, into: &out)
+        footnotes(notes, into: &out)
+        gate(doc.gate, into: &out)
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: - Sections
+
+    static func title(_ doc: ResultsDocument, into out: inout [String]) {
+        let t = doc.tool
+        var build = "\(t.name) \(t.version)"
+        if let commit = t.gitCommit { build += " (\(commit)\(t.dirty == true ? ", dirty" : ""))" }
+        out += [
+            "# VirtqueueBench run \(doc.runID)",
+            "",
+            "Suite `\(doc.suite)`, started \(doc.startedAt), took \(ReportFormat.decimal(doc.durationSeconds, 1)) s"
+                + (doc.filter.map { ", filter `\($0)`" } ?? "") + ".",
+            "Built by \(build) with \(t.toolchain), \(t.buildConfig) configuration; results schema version \(doc.schemaVersion).",
+            "",
+        ]
+    }
+
+    static func machine(_ m: ResultsDocument.Machine, into out: inout [String]) {
+        let h = m.hugepages
+        let uring: String
+        if m.ioUring.available {
+            uring = m.ioUring.ops.isEmpty ? "available, no optional ops" : m.ioUring.ops.sorted().joined(separator: ", ")
+        } else {
+            uring = "unavailable" + (m.ioUring.reason.map { ": \($0)" } ?? "")
+        }
+        out += [
+            "## Machine",
+            "",
+            "| | |",
+            "|---|---|",
+            "| CPU | \(ReportFormat.cell(m.cpuModel)) |",
+            "| Logical CPUs | \(m.logicalCPUs) |",
+            "| Kernel | \(ReportFormat.cell(m.kernel)) |",
+            "| Virtualization | \(ReportFormat.cell(m.virtualization)) |",
+            "| TSC | \(ReportFormat.decimal(m.tscHz / 1e9, 3)) GHz |",
+            "| Huge pages | 2 MiB: \(h.total2M) reserved, \(h.free2M) free; 1 GiB: \(h.total1G) reserved; THP \(ReportFormat.cell(h.thp)) |",
+            "| io_uring ops | \(ReportFormat.cell(uring)) |",
+            "| valgrind | \(ReportFormat.cell(m.valgrind ?? "not found")) |",
+            "",
+        ]
+    }
+
+    static func calibration(_ c: ResultsDocument.Calibration, into out: inout [String]) {
+        out += [
+            "## Calibration",
+            "",
+            "This machine's own limits, measured in the same run; every ratio below is taken against them.",
+            "",
+            "| Measure | p50 / median | p99 / ci95 |",
+            "|---|---|---|",
+            "| Cache-line round trip (ns) | \(ReportFormat.decimal(c.cachelineRoundTripNs.p50, 1)) | \(ReportFormat.decimal(c.cachelineRoundTripNs.p99, 1)) |",
+            "| Bare ring (M entries/s) | \(ReportFormat.mega(c.bareRingEntriesPerSecond.median)) | \(interval(c.bareRingEntriesPerSecond.ci95, ReportFormat.mega)) |",
+        ]
+        for (transport, wake) in c.wakeNs.sorted(by: { $0.key < $1.key }) {
+            out.append("| Doorbell wake, \(ReportFormat.cell(transport)) (µs) | \(ReportFormat.micros(wake.p50)) | \(ReportFormat.micros(wake.p99)) |")
+        }
+        out.append("")
+        if let placements = c.placements, !placements.isEmpty {
+            let seen = placements.sorted(by: { $0.key < $1.key }).map { "\($0.key) (\($0.value) rounds)" }
+            out.append("Placements seen: \(seen.joined(separator: ", ")).")
+        } else {
+            out.append("Placements seen: not recorded.")
+        }
+        out.append("")
+    }
+
+    /// The scenario table's columns; the parameters that are not headings come first so a row
+    /// reads like the scenario id it stands for.
+    static let header = [
+        "Mediator", "Binding", "Queue", "Batch", "Payload", "Memory", "QP", "Status",
+        "Mdesc/s median [ci95]", "Gbit/s", "p50 µs", "p99 µs", "p99.9 µs",
+        "Kicks/1k", "IRQs/1k", "Syscalls/1k", "CPU ns/desc", "× calibration", "× bare", "Placement",
+    ]
+
+    static func scenarios(_ all: [ScenarioResult], notes: ModelledNotes, into out: inout [String]) {
+        out += ["## Scenarios", ""]
+        guard !all.isEmpty else {
+            out += ["No scenarios ran.", ""]
+            return
+        }
+        if !notes.sets.isEmpty {
+            out += ["Figures marked † rest on a modelled value, listed under Modelled parameters.", ""]
+        }
+        let byLayout = Dictionary(grouping: all, by: \.params.layout)
+        for layout in byLayout.keys.sorted() {
+            out += ["### Layout \(layout)", ""]
+            let byDoorbell = Dictionary(grouping: byLayout[layout]!, by: \.params.doorbell)
+            for doorbell in byDoorbell.keys.sorted() {
+                out += [
+                    "#### \(layout) · doorbell \(doorbell)",
+                    "",
+                    "| " + header.joined(separator: " | ") + " |",
+                    "|" + header.map { _ in "---" }.joined(separator: "|") + "|",
+                ]
+                for s in byDoorbell[doorbell]!.sorted(by: tableOrder) {
+                    out.append("| " + row(s, mark: notes.mark(for: s)).joined(separator: " | ") + " |")
+                }
+                out.append("")
+            }
+        }
+    }
+
+    /// Mediator first (the grouping the brief asks for), then the remaining parameters, then id.
+    static func tableOrder(_ a: ScenarioResult, _ b: ScenarioResult) -> Bool {
+        let x = a.params, y = b.params
+        if x.mediator != y.mediator { return x.mediator < y.mediator }
+        if x.binding != y.binding { return x.binding < y.binding }
+        if x.queueSize != y.queueSize { return x.queueSize < y.queueSize }
+        if x.batch != y.batch { return x.batch < y.batch }
+        if x.payloadBytes != y.payloadBytes { return x.payloadBytes < y.payloadBytes }
+        if x.memory != y.memory { return x.memory < y.memory }
+        if x.queuePairs != y.queuePairs { return x.queuePairs < y.queuePairs }
+        return a.id < b.id
+    }
+
+    static func row(_ s: ScenarioResult, mark: String) -> [String] {
+        let p = s.params
+        var cells = [
+            ReportFormat.cell(p.mediator), ReportFormat.cell(p.binding), String(p.queueSize), String(p.batch),
+            "\(p.payloadBytes) B", ReportFormat.cell(p.memory), String(p.queuePairs),
+        ]
+        guard s.status == .ok else {
+            cells.append(ReportFormat.cell("\(s.status.rawValue): \(s.reason ?? "no reason recorded")"))
+            cells += Array(repeating: "—", count: header.count - cells.count - 1)
+            cells.append(ReportFormat.cell(s.placement ?? "—"))
+            return cells
+        }
+        // Only figures that came out of the timed loop carry the mark; the parameters and the
+        // placement describe the scenario and do not depend on a model.
+        func figure(_ value: Double?, _ format: (Double) -> String) -> String {
+            value.map { format($0) + mark } ?? "—"
+        }
+        let t = s.throughput
+        let l = s.latencyNs
+        let c = s.counters
+        cells.append("ok")
+        cells.append(t.map { ReportFormat.mega($0.descPerSecond.median) + mark + " " + interval($0.descPerSecond.ci95, ReportFormat.mega) } ?? "—")
+        cells.append(figure(t?.gbitPerSecond.median) { ReportFormat.decimal($0, 2) })
+        cells.append(figure(l?.p50, ReportFormat.micros))
+        cells.append(figure(l?.p99, ReportFormat.micros))
+        cells.append(figure(l?.p999, ReportFormat.micros))
+        cells.append(figure(c?.kicksPer1k) { ReportFormat.decimal($0, 1) })
+        cells.append(figure(c?.interruptsPer1k) { ReportFormat.decimal($0, 1) })
+        cells.append(figure(c?.syscallsPer1k) { ReportFormat.decimal($0, 1) })
+        cells.append(figure(s.cpuNsPerDesc) { ReportFormat.decimal($0, 1) })
+        cells.append(figure(s.ratioToCalibration) { ReportFormat.decimal($0, 3) })
+        cells.append(figure(s.ratioToBare) { ReportFormat.decimal($0, 3) })
+        cells.append(ReportFormat.cell(s.placement ?? "—"))
+        return cells
+    }
+
+    static func interval(_ ci95: [Double]?, _ format: (Double) -> String) -> String {
+        guard let ci95, ci95.count == 2 else { return "[—]" }
+        return "[\(format(ci95[0])), \(format(ci95[1]))]"
+    }
+
+    static func footnotes(_ notes: ModelledNotes, into out: inout [String]) {
+        guard !notes.sets.isEmpty else { return }
+        out += ["## Modelled parameters", ""]
+        for (index, set) in notes.sets.enumerated() {
+            let mark = notes.sets.count == 1 ? "†" : "†\(index + 1)"
+            out.append("\(mark) Used by \(set.scenarioIDs.map { "`\($0)`" }.joined(separator: ", ")):")
+            out.append("")
+            for m in set.parameters {
+                out.append("- `\(m.parameter)` = \(ReportFormat.compact(m.value)) — source: \(m.source)")
+            }
+            out.append("")
+        }
+    }
+
+    static func gate(_ checks: [ResultsDocument.GateCheck]?, into out: inout [String]) {
+        guard let checks, !checks.isEmpty else { return }
+        out += ["## Gate", "", "| Check | Metric | Baseline | Observed | Tolerance | Verdict |", "|---|---|---|---|---|---|"]
+        for g in checks {
+            let cells = [
+                ReportFormat.cell(g.check), ReportFormat.cell(g.metric),
+                g.baseline.map(ReportFormat.compact) ?? "—", g.observed.map(ReportFormat.compact) ?? "—",
+                ReportFormat.cell(g.tolerance), ReportFormat.cell(g.verdict),
+            ]
+            out.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        out.append("")
+    }
+}
+
+/// The distinct sets of modelled parameters in a run, numbered in the order of the first
+/// scenario (by id) that uses each, so every report of the same run numbers them alike.
+struct ModelledNotes {
+    struct ParameterSet {
+        var parameters: [ScenarioResult.ModelledParameter]
+        var scenarioIDs: [String]
+    }
+
+    private(set) var sets: [ParameterSet] = []
+
+    init(_ scenarios: [ScenarioResult]) {
+        for s in scenarios.sorted(by: { $0.id < $1.id }) where s.dependsOnModel {
+            let parameters = s.modelled.sorted(by: { $0.parameter < $1.parameter })
+            if let index = sets.firstIndex(where: { $0.parameters == parameters }) {
+                sets[index].scenarioIDs.append(s.id)
+            } else {
+                sets.append(ParameterSet(parameters: parameters, scenarioIDs: [s.id]))
+            }
+        }
+    }
+
+    /// "†" when the run has one set of modelled values, "†n" when a reader must tell them apart;
+    /// empty for a scenario measured without any model.
+    func mark(for s: ScenarioResult) -> String {
+        guard s.dependsOnModel else { return "" }
+        let parameters = s.modelled.sorted(by: { $0.parameter < $1.parameter })
+        guard let index = sets.firstIndex(where: { $0.parameters == parameters }) else { return "" }
+        return sets.count == 1 ? "†" : "†\(index + 1)"
+    }
+}

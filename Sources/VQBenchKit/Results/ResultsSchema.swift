@@ -1,0 +1,189 @@
+// The JSON Schema (draft 2020-12) of the results document, the same text as
+// docs/results-schema.json, embedded so ResultsValidator works from any working directory.
+
+extension ResultsValidator {
+    /// docs/results-schema.json, byte for byte (ResultsSchemaTests compares them).
+    public static let schemaText = #"""
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "VirtqueueBench results document",
+  "description": "One run of vqbench: results/<run-id>.json. Names may be added but never renamed or removed without bumping schema_version.",
+  "$comment": "Kept identical to ResultsSchema.text in Sources/VQBenchKit/Results/ResultsSchema.swift (a test compares them). Objects allow additional properties so that later versions may add names. Nullable objects state their type at the use site next to $ref, so the referenced definitions carry no type of their own.",
+  "type": "object",
+  "required": ["schema_version", "tool", "started_at", "duration_s", "suite", "machine", "calibration", "scenarios"],
+  "properties": {
+    "schema_version": { "type": "integer", "minimum": 1 },
+    "tool": { "type": "object", "$ref": "#/$defs/Tool" },
+    "started_at": { "type": "string", "description": "UTC start time, ISO 8601." },
+    "duration_s": { "type": "number", "minimum": 0 },
+    "suite": { "type": "string" },
+    "filter": { "type": ["string", "null"] },
+    "machine": { "type": "object", "$ref": "#/$defs/Machine" },
+    "calibration": { "type": "object", "$ref": "#/$defs/Calibration" },
+    "scenarios": { "type": "array", "items": { "type": "object", "$ref": "#/$defs/Scenario" } },
+    "gate": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/GateCheck" } }
+  },
+  "$defs": {
+    "Tool": {
+      "required": ["name", "version", "toolchain", "build_config"],
+      "properties": {
+        "name": { "type": "string" },
+        "version": { "type": "string" },
+        "git_commit": { "type": ["string", "null"] },
+        "dirty": { "type": ["boolean", "null"] },
+        "toolchain": { "type": "string" },
+        "build_config": { "type": "string" }
+      }
+    },
+    "Machine": {
+      "required": ["cpu_model", "logical_cpus", "kernel", "virtualization", "tsc_hz", "hugepages", "io_uring"],
+      "properties": {
+        "cpu_model": { "type": "string" },
+        "logical_cpus": { "type": "integer", "minimum": 1 },
+        "kernel": { "type": "string" },
+        "virtualization": { "type": "string", "description": "kvm, firecracker, none, ..." },
+        "tsc_hz": { "type": "number", "minimum": 0 },
+        "hugepages": {
+          "type": "object",
+          "required": ["2M_total", "2M_free", "1G_total", "thp"],
+          "properties": {
+            "2M_total": { "type": "integer", "minimum": 0 },
+            "2M_free": { "type": "integer", "minimum": 0 },
+            "1G_total": { "type": "integer", "minimum": 0 },
+            "thp": { "type": "string" }
+          }
+        },
+        "io_uring": {
+          "type": "object",
+          "required": ["available", "ops"],
+          "properties": {
+            "available": { "type": "boolean" },
+            "ops": { "type": "array", "items": { "type": "string" } },
+            "reason": { "type": ["string", "null"] }
+          }
+        },
+        "valgrind": { "type": ["string", "null"] }
+      }
+    },
+    "Calibration": {
+      "required": ["cacheline_rtt_ns", "bare_ring_entries_per_s", "wake_ns"],
+      "properties": {
+        "cacheline_rtt_ns": { "type": "object", "$ref": "#/$defs/Percentiles" },
+        "bare_ring_entries_per_s": { "type": "object", "$ref": "#/$defs/Interval" },
+        "wake_ns": {
+          "type": "object",
+          "description": "Per doorbell transport.",
+          "additionalProperties": { "type": "object", "$ref": "#/$defs/Percentiles" }
+        },
+        "placements": {
+          "type": ["object", "null"],
+          "description": "Rounds seen in each vCPU placement during the run.",
+          "additionalProperties": { "type": "integer", "minimum": 0 }
+        }
+      }
+    },
+    "Percentiles": {
+      "required": ["p50", "p99"],
+      "properties": {
+        "p50": { "type": "number", "minimum": 0 },
+        "p99": { "type": "number", "minimum": 0 }
+      }
+    },
+    "Interval": {
+      "description": "A median with its bootstrap 95 % interval (absent when there was one sample).",
+      "required": ["median"],
+      "properties": {
+        "median": { "type": "number", "minimum": 0 },
+        "ci95": { "type": ["array", "null"], "minItems": 2, "maxItems": 2, "items": { "type": "number", "minimum": 0 } }
+      }
+    },
+    "Scenario": {
+      "required": ["id", "params", "status", "modelled", "repetitions", "duration_ns"],
+      "properties": {
+        "id": { "type": "string" },
+        "params": { "type": "object", "$ref": "#/$defs/Params" },
+        "status": { "type": "string", "enum": ["ok", "skipped", "unavailable", "failed"] },
+        "reason": { "type": ["string", "null"], "description": "Why, when status is not ok." },
+        "modelled": { "type": "array", "items": { "type": "object", "$ref": "#/$defs/ModelledParameter" } },
+        "repetitions": { "type": "integer", "minimum": 0 },
+        "duration_ns": { "type": "integer", "minimum": 0 },
+        "placement": { "type": ["string", "null"] },
+        "throughput": { "type": ["object", "null"], "$ref": "#/$defs/Throughput" },
+        "latency_ns": { "type": ["object", "null"], "$ref": "#/$defs/Latency" },
+        "counters": { "type": ["object", "null"], "$ref": "#/$defs/Counters" },
+        "cpu_ns_per_desc": { "type": ["number", "null"], "minimum": 0 },
+        "ratio_to_calibration": { "type": ["number", "null"], "minimum": 0 },
+        "ratio_to_bare": { "type": ["number", "null"], "minimum": 0 },
+        "control_path_ns": { "type": ["object", "null"], "additionalProperties": { "type": "number", "minimum": 0 } },
+        "instructions_per_desc": { "type": ["number", "null"], "minimum": 0 }
+      }
+    },
+    "Params": {
+      "required": ["layout", "doorbell", "mediator", "binding", "queue_size", "batch", "payload_bytes", "memory", "queue_pairs"],
+      "properties": {
+        "layout": { "type": "string" },
+        "doorbell": { "type": "string" },
+        "mediator": { "type": "string" },
+        "binding": { "type": "string" },
+        "queue_size": { "type": "integer", "minimum": 1 },
+        "batch": { "type": "integer", "minimum": 1 },
+        "payload_bytes": { "type": "integer", "minimum": 0 },
+        "memory": { "type": "string" },
+        "queue_pairs": { "type": "integer", "minimum": 1 }
+      }
+    },
+    "ModelledParameter": {
+      "required": ["parameter", "value", "source"],
+      "properties": {
+        "parameter": { "type": "string" },
+        "value": { "type": "number" },
+        "source": { "type": "string" }
+      }
+    },
+    "Throughput": {
+      "required": ["desc_per_s", "packets_per_s", "gbit_per_s"],
+      "properties": {
+        "desc_per_s": { "type": "object", "$ref": "#/$defs/Interval" },
+        "packets_per_s": { "type": "object", "$ref": "#/$defs/Interval" },
+        "gbit_per_s": { "type": "object", "$ref": "#/$defs/Interval" }
+      }
+    },
+    "Latency": {
+      "required": ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"],
+      "properties": {
+        "count": { "type": "integer", "minimum": 0 },
+        "min": { "type": "number", "minimum": 0 },
+        "mean": { "type": "number", "minimum": 0 },
+        "p50": { "type": "number", "minimum": 0 },
+        "p90": { "type": "number", "minimum": 0 },
+        "p99": { "type": "number", "minimum": 0 },
+        "p999": { "type": "number", "minimum": 0 },
+        "max": { "type": "number", "minimum": 0 }
+      }
+    },
+    "Counters": {
+      "required": ["kicks_per_1k", "interrupts_per_1k", "syscalls_per_1k"],
+      "properties": {
+        "kicks_per_1k": { "type": "number", "minimum": 0 },
+        "interrupts_per_1k": { "type": "number", "minimum": 0 },
+        "desc_per_kick": { "type": ["number", "null"], "minimum": 0 },
+        "syscalls_per_1k": { "type": "number", "minimum": 0 },
+        "mallocs_in_loop": { "type": ["integer", "null"], "minimum": 0 }
+      }
+    },
+    "GateCheck": {
+      "required": ["check", "metric", "tolerance", "verdict"],
+      "properties": {
+        "check": { "type": "string" },
+        "metric": { "type": "string" },
+        "baseline": { "type": ["number", "null"] },
+        "observed": { "type": ["number", "null"] },
+        "tolerance": { "type": "string" },
+        "verdict": { "type": "string", "enum": ["pass", "regression", "improvement", "inconclusive"] }
+      }
+    }
+  }
+}
+
+"""#
+}

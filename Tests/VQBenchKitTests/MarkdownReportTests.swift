@@ -1,0 +1,111 @@
+// The Markdown report: the same JSON gives the same bytes, and the rows, marks and footnotes
+// a reader relies on are there.
+
+import Foundation
+import Testing
+@testable import VQBenchKit
+
+struct MarkdownReportTests {
+    @Test func sameJSONGivesByteIdenticalMarkdown() throws {
+        let data = try JSONEncoder().encode(ResultsDocument.reportSample())
+        let first = MarkdownReport.render(try JSONDecoder().decode(ResultsDocument.self, from: data))
+        let second = MarkdownReport.render(try JSONDecoder().decode(ResultsDocument.self, from: data))
+        #expect(first == second)
+    }
+
+    @Test func dictionaryInsertionOrderDoesNotReachTheOutput() {
+        var forward = ResultsDocument.reportSample()
+        var backward = forward
+        // Rebuild every dictionary from its entries in opposite orders; a report that walked a
+        // dictionary in storage order would now differ between the two.
+        let wake = forward.calibration.wakeNs.sorted { $0.key < $1.key }
+        forward.calibration.wakeNs = Dictionary(uniqueKeysWithValues: wake)
+        backward.calibration.wakeNs = Dictionary(uniqueKeysWithValues: wake.reversed())
+        let placements = forward.calibration.placements!.sorted { $0.key < $1.key }
+        forward.calibration.placements = Dictionary(uniqueKeysWithValues: placements)
+        backward.calibration.placements = Dictionary(uniqueKeysWithValues: placements.reversed())
+        backward.scenarios.reverse()
+        #expect(MarkdownReport.render(forward) == MarkdownReport.render(backward))
+    }
+
+    @Test func headsTheReportWithRunSuiteAndDate() {
+        let md = MarkdownReport.render(.reportSample())
+        #expect(md.hasPrefix("# VirtqueueBench run 20261126T000000Z-abc123\n"))
+        #expect(md.contains("Suite `quick`, started 2026-11-26T00:00:00Z, took 1.5 s."))
+    }
+
+    @Test func describesMachineAndCalibration() {
+        let md = MarkdownReport.render(.reportSample())
+        for line in [
+            "| CPU | Test CPU |",
+            "| TSC | 2.400 GHz |",
+            "| Huge pages | 2 MiB: 512 reserved, 500 free; 1 GiB: 0 reserved; THP madvise |",
+            "| io_uring ops | MSG_RING |",
+            "| valgrind | 3.19.0 |",
+            "| Cache-line round trip (ns) | 52.0 | 60.0 |",
+            "| Bare ring (M entries/s) | 400.00 | [390.00, 410.00] |",
+            "| Doorbell wake, eventfd (µs) | 15.00 | 30.00 |",
+            "| Doorbell wake, io_uring-msgring-busy (µs) | 1.100 | 2.500 |",
+            "Placements seen: far (3 rounds), near (7 rounds).",
+        ] {
+            #expect(md.contains(line + "\n"), "missing: \(line)")
+        }
+    }
+
+    @Test func groupsTablesByLayoutThenDoorbellThenMediator() throws {
+        let md = MarkdownReport.render(.reportSample())
+        let headings = md.split(separator: "\n").filter { $0.hasPrefix("### ") || $0.hasPrefix("#### ") }
+        #expect(headings == [
+            "### Layout packed", "#### packed · doorbell io_uring-msgring",
+            "### Layout split", "#### split · doorbell eventfd", "#### split · doorbell poll",
+        ])
+        let poll = try #require(md.range(of: "#### split · doorbell poll"))
+        let table = md[poll.upperBound...].split(separator: "\n\n")[0]
+        let mediators = table.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| Mediator") }
+            .map { $0.split(separator: "|")[0].trimmingCharacters(in: .whitespaces) }
+        #expect(mediators == ["ifcvf", "ifcvf", "none", "none", "vdpa-sim"])
+    }
+
+    @Test func marksModelledFiguresAndListsTheirSources() {
+        let md = MarkdownReport.render(.reportSample())
+        // Two distinct modelled sets, so the marks are numbered; unmodelled rows carry none.
+        #expect(md.contains(
+            "| ifcvf | virtio | 256 | 32 | 64 B | hugepage-2M | 1 | ok | 160.00†2 [152.00, 168.00] | 81.92†2 | 0.480†2 | 1.200†2 | 4.000†2 "
+                + "| 31.3†2 | 31.3†2 | 0.0†2 | 6.3†2 | 0.400†2 | 0.800†2 | near |\n"))
+        #expect(md.contains(
+            "| none | virtio | 256 | 32 | 64 B | hugepage-2M | 1 | ok | 200.00 [190.00, 210.00] | 102.40 | 0.180 | 0.500 | 0.900 "
+                + "| 0.0 | 0.0 | 0.0 | 10.0 | 0.500 | 1.000 | near |\n"))
+        #expect(md.contains("†1 Used by `split/eventfd/mlx5/q256/b32/64B/hugepage-2M/qp1`:\n"))
+        #expect(md.contains("- `fw_command_ns` = 250000 — source: mlx5 PRM command interface\n"))
+        #expect(md.contains(
+            "†2 Used by `split/poll/ifcvf/q256/b32/64B/hugepage-2M/qp1`, `split/poll/ifcvf/q256/b8/64B/hugepage-2M/qp1`:\n"))
+        #expect(md.contains("- `pcie_doorbell_write_ns` = 600 — source: PCIe 4.0 posted write, VENDOR-STRATEGIES.md\n"))
+    }
+
+    @Test func oneModelledSetIsMarkedWithAPlainDagger() {
+        var doc = ResultsDocument.reportSample()
+        doc.scenarios.removeAll { $0.params.mediator == "mlx5" }
+        let md = MarkdownReport.render(doc)
+        #expect(md.contains("| 160.00† [152.00, 168.00] | 81.92† |"))
+        #expect(md.contains("† Used by `split/poll/ifcvf/"))
+        #expect(!md.contains("†1") && !md.contains("†2"))
+    }
+
+    @Test func showsStatusAndReasonOfScenariosThatDidNotRun() {
+        let md = MarkdownReport.render(.reportSample())
+        #expect(md.contains("| none | virtio | 256 | 32 | 64 B | hugepage-2M | 1 | unavailable: io_uring MSG_RING unavailable: "
+            + "kernel 5.15 < 5.18 | — | — | — | — | — | — | — | — | — | — | — | — |\n"))
+        // The reason's own `|` is escaped so it cannot split the cell.
+        #expect(md.contains("| failed: device set NEEDS_RESET \\| queue 0 broken |"))
+    }
+
+    @Test func everyTableRowHasAsManyCellsAsTheHeader() {
+        let md = MarkdownReport.render(.reportSample())
+        let rows = md.split(separator: "\n").filter { $0.hasPrefix("| ") && $0.contains(" | 64 B | ") }
+        #expect(rows.count == 7)
+        for row in rows {
+            let cells = row.replacingOccurrences(of: "\\|", with: "").split(separator: "|", omittingEmptySubsequences: false)
+            #expect(cells.count - 2 == MarkdownReport.header.count, "\(row)")
+        }
+    }
+}
