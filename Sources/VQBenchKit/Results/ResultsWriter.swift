@@ -14,20 +14,18 @@ public enum ResultsWriter {
         try JSONDecoder().decode(ResultsDocument.self, from: data)
     }
 
-    /// `20261126T011130Z-abc123def456`
-    public static func runID(_ doc: ResultsDocument) -> String {
-        let compact = doc.startedAt.filter { $0 != "-" && $0 != ":" }
-        return compact + (doc.tool.gitCommit.map { "-" + $0 } ?? "")
-    }
-
     /// Writes `<run-id>.json` and the rendered reports; returns the paths written.
     @discardableResult
     public static func write(_ doc: ResultsDocument, to directory: String) throws -> [String] {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let base = directory + "/" + runID(doc)
-        var written: [String] = []
+        let base = directory + "/" + doc.runID
         try encode(doc).write(to: URL(fileURLWithPath: base + ".json"))
-        written.append(base + ".json")
+        return [base + ".json"] + (try writeReports(doc, base: base))
+    }
+
+    /// Writes the reports rendered from `doc` next to `base` (a path without extension).
+    public static func writeReports(_ doc: ResultsDocument, base: String) throws -> [String] {
+        var written: [String] = []
         for (suffix, text) in ReportSet.render(doc) {
             let path = base + suffix
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
@@ -37,10 +35,14 @@ public enum ResultsWriter {
     }
 }
 
-/// Every rendered report of a document: file suffix → contents. Extended as report kinds land.
+/// Every rendered report of a document: file suffix → contents, in a fixed order.
 public enum ReportSet {
     public static func render(_ doc: ResultsDocument) -> [(String, String)] {
-        []
+        var out: [(String, String)] = [(".md", MarkdownReport.render(doc))]
+        for (name, svg) in SVGPlots.render(doc).sorted(by: { $0.key < $1.key }) { out.append(("-" + name, svg)) }
+        out.append(("-github-benchmark-bigger.json", GithubActionBenchmarkExport.biggerIsBetter(doc)))
+        out.append(("-github-benchmark-smaller.json", GithubActionBenchmarkExport.smallerIsBetter(doc)))
+        return out
     }
 }
 
