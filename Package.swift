@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VQBenchKitTests",
-            dependencies: ["VQBenchKit", "Virtqueue", "VirtioMemory"],
+            dependencies: ["VQBenchKit", "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
