@@ -141,6 +141,9 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
                 throw .bufferOutsideMemory(queue: queueIndex, head: nextAvailable, gpa: address, length: length, cause: error)
             }
         }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        if !gateInjectedBoundsCheck(length, queueSizeInt) { scratchCount = 0 }
+        #endif
         scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
         scratchCount = 1
         nextAvailable &+= 1

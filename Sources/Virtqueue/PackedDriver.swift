@@ -39,6 +39,9 @@ public struct PackedDriver: @unchecked Sendable {
     @usableFromInline var usedWrap = true
     /// Ring descriptors made available since the last kick decision.
     @usableFromInline var addedSinceKickCheck: UInt16 = 0
+    #if VQB_GATE_INJECT || VQB_GATE_INJECT_KICK
+    @usableFromInline var injectedPosted = 0
+    #endif
     /// The first head of the batch not yet published: its position and flags (-1: none).
     @usableFromInline var pendingHead: Int = -1
     @usableFromInline var pendingHeadFlags: UInt16 = 0
@@ -232,6 +235,9 @@ public struct PackedDriver: @unchecked Sendable {
     /// Makes every chain posted so far visible: one release store of the batch's first head flags.
     @inlinable
     public mutating func publish() {
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_MALLOC
+        gateInjectedAllocation()
+        #endif
         guard pendingHead >= 0 else { return }
         // release: every descriptor of the batch is visible no later than the first head's
         // flags; pairs with the device's acquire load of those flags (§2.8.21.3).
@@ -249,6 +255,12 @@ public struct PackedDriver: @unchecked Sendable {
         let new = nextAvailable
         let old = new &- addedSinceKickCheck
         addedSinceKickCheck = 0
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_KICK
+        // One extra kick per 1000 descriptors made available.
+        let before = injectedPosted / 1000
+        injectedPosted &+= Int(new &- old)
+        if injectedPosted / 1000 != before { return true }
+        #endif
         // acquire: pairs with the device's release of flags after writing off_wrap.
         let flags = deviceEvent.loadAcquireLE16(PackedLayout.eventFlagsOffset)
         if flags == PackedEventFlags.disable { return false }

@@ -144,6 +144,9 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
                     throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
                 }
             }
+            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+            if !gateInjectedBoundsCheck(length, queueSizeInt) { scratchCount = 0 }
+            #endif
             scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
             scratchCount = 1
             return Chain(id: head, ringDescriptors: 1, segmentCount: 1, readableCount: writable ? 0 : 1,

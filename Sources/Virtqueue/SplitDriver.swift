@@ -39,6 +39,9 @@ public struct SplitDriver: @unchecked Sendable {
     @usableFromInline var availableIndex: UInt16 = 0
     /// Chains added since the last kick decision.
     @usableFromInline var addedSinceKickCheck: UInt16 = 0
+    #if VQB_GATE_INJECT || VQB_GATE_INJECT_KICK
+    @usableFromInline var injectedPosted = 0
+    #endif
     /// Used index up to which buffers were reclaimed.
     @usableFromInline var lastUsedIndex: UInt16 = 0
     /// Last used index read from the ring (re-read only when everything up to it is reclaimed).
@@ -227,6 +230,9 @@ public struct SplitDriver: @unchecked Sendable {
     /// for the whole batch (§2.7.13.3).
     @inlinable
     public mutating func publish() {
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_MALLOC
+        gateInjectedAllocation()
+        #endif
         // release: the descriptors and ring entries written above become visible no later
         // than the new index; pairs with the device's acquire load of avail.idx.
         available.storeReleaseLE16(availableIndex, SplitLayout.availableIndexOffset)
@@ -244,6 +250,12 @@ public struct SplitDriver: @unchecked Sendable {
         let new = availableIndex
         let old = new &- addedSinceKickCheck
         addedSinceKickCheck = 0
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_KICK
+        // One extra kick per 1000 descriptors made available.
+        let before = injectedPosted / 1000
+        injectedPosted &+= Int(new &- old)
+        if injectedPosted / 1000 != before { return true }
+        #endif
         if eventIndex {
             let event = used.loadRelaxedLE16(availableEventOffset)
             return needsEvent(event: event, new: new, old: old)

@@ -182,6 +182,8 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
     public var counters: Counters?
     public var cpuNsPerDesc: Double?
     public var ratioToCalibration: Double?
+    /// Bootstrap 95 % interval of the per-round ratios (what the CI gate compares).
+    public var ratioToCalibrationCI95: [Double]?
     public var ratioToBare: Double?
     public var controlPathNs: [String: Double]?
     public var instructionsPerDesc: Double?
@@ -189,7 +191,8 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, params, status, reason, modelled, repetitions, durationNs = "duration_ns", placement
         case throughput, latencyNs = "latency_ns", counters, cpuNsPerDesc = "cpu_ns_per_desc"
-        case ratioToCalibration = "ratio_to_calibration", ratioToBare = "ratio_to_bare"
+        case ratioToCalibration = "ratio_to_calibration", ratioToCalibrationCI95 = "ratio_to_calibration_ci95"
+        case ratioToBare = "ratio_to_bare"
         case controlPathNs = "control_path_ns", instructionsPerDesc = "instructions_per_desc"
     }
 
@@ -301,9 +304,11 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
         public var descPerKick: Double?
         public var syscallsPer1k: Double
         public var mallocsInLoop: Int?
+        /// swift_retain/release calls per 1000 descriptors in the hot loop (the gate's callgrind count).
+        public var retainsPer1k: Double?
         enum CodingKeys: String, CodingKey {
             case kicksPer1k = "kicks_per_1k", interruptsPer1k = "interrupts_per_1k", descPerKick = "desc_per_kick"
-            case syscallsPer1k = "syscalls_per_1k", mallocsInLoop = "mallocs_in_loop"
+            case syscallsPer1k = "syscalls_per_1k", mallocsInLoop = "mallocs_in_loop", retainsPer1k = "retains_per_1k"
         }
         public init(kicksPer1k: Double, interruptsPer1k: Double, descPerKick: Double?, syscallsPer1k: Double, mallocsInLoop: Int?) {
             self.kicksPer1k = kicksPer1k

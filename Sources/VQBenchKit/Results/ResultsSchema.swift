@@ -113,6 +113,7 @@ extension ResultsValidator {
         "counters": { "type": ["object", "null"], "$ref": "#/$defs/Counters" },
         "cpu_ns_per_desc": { "type": ["number", "null"], "minimum": 0 },
         "ratio_to_calibration": { "type": ["number", "null"], "minimum": 0 },
+        "ratio_to_calibration_ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
         "ratio_to_bare": { "type": ["number", "null"], "minimum": 0 },
         "control_path_ns": { "type": ["object", "null"], "additionalProperties": { "type": "number", "minimum": 0 } },
         "instructions_per_desc": { "type": ["number", "null"], "minimum": 0 }
@@ -168,7 +169,8 @@ extension ResultsValidator {
         "interrupts_per_1k": { "type": "number", "minimum": 0 },
         "desc_per_kick": { "type": ["number", "null"], "minimum": 0 },
         "syscalls_per_1k": { "type": "number", "minimum": 0 },
-        "mallocs_in_loop": { "type": ["integer", "null"], "minimum": 0 }
+        "mallocs_in_loop": { "type": ["integer", "null"], "minimum": 0 },
+        "retains_per_1k": { "type": ["number", "null"], "minimum": 0 }
       }
     },
     "GateCheck": {

@@ -8,6 +8,8 @@ import Foundation
 public struct RunOptions: Sendable {
     public var suite: Suite = .quick
     public var filter: String?
+    /// Exactly these scenarios instead of the suite's (the gate's fixed ids).
+    public var scenarios: [ScenarioID]?
     public var plan = MeasurementPlan()
     public var toolVersion = "0.1.0"
     public var buildConfig = "release"
@@ -17,7 +19,7 @@ public struct RunOptions: Sendable {
 public enum Engine {
     /// The scenarios a run would measure, after the filter.
     public static func scenarios(_ options: RunOptions, memory: String = Suite.bestMemory()) throws(ScenarioError) -> [ScenarioID] {
-        let all = options.suite.scenarios(memory: memory)
+        let all = options.scenarios ?? options.suite.scenarios(memory: memory)
         guard let pattern = options.filter else { return all }
         let filter = ScenarioFilter(pattern)
         let chosen = all.filter(filter.matches)

@@ -163,7 +163,9 @@ public struct ScenarioRunner {
             syscallsPer1k: Double(kick.syscalls + call.syscalls) * perK,
             mallocsInLoop: nil)
         result.cpuNsPerDesc = Double(cpu) / Double(max(descriptors, 1))
-        result.ratioToCalibration = median(chosen.map(\.ratio))
+        let ratios = bootstrapInterval(chosen.map(\.ratio))
+        result.ratioToCalibration = ratios.median
+        result.ratioToCalibrationCI95 = ratios.ci95
         if discarded > 0 { result.reason = "\(discarded) round(s) discarded: the vCPU placement changed during them" }
         return result
     }

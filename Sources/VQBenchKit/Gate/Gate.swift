@@ -1,0 +1,247 @@
+// The CI performance gate (issue 7): A — instructions per descriptor of fixed loops
+// (callgrind, exact); B — exact counters (kicks, interrupts, syscalls, allocations and
+// reference counting in the loop); C — in-run ratios to calibration with bootstrap
+// intervals. Compared with results/baseline.json; exit codes follow ordo-one/benchmark:
+// 0 pass, 2 regression, 4 improvement beyond tolerance, 5 no baseline.
+
+import Doorbell
+import Foundation
+import Virtqueue
+
+public struct GateOptions: Sendable {
+    /// Gate C: which engine scenarios (4 KiB pages: the same ids on every machine), and how long each.
+    public var ratioScenarios: [ScenarioID] = [
+        ScenarioID(layout: "split", doorbell: "poll", memory: "4K"),
+        ScenarioID(layout: "packed", doorbell: "poll", memory: "4K"),
+        ScenarioID(layout: "split", doorbell: "hybrid-eventfd", memory: "4K"),
+    ]
+    public var ratioSecondsPerScenario = 1.0
+    public var ratioRounds = 5
+    /// Instruction workloads: rounds of 32 descriptors at the two sizes whose difference is used.
+    public var smallRounds = 250
+    public var largeRounds = 500
+    public var instructionTolerance = 0.01
+    public var ratioTolerance = 0.25
+    public init() {}
+}
+
+public enum GateVerdict: String, Sendable {
+    case pass, regression, improvement, inconclusive
+    case noBaseline = "no-baseline"
+}
+
+public struct GateOutcome: Sendable {
+    public var observed: ResultsDocument
+    public var checks: [ResultsDocument.GateCheck]
+    public var exitCode: Int32
+}
+
+public enum Gate {
+    static let workloadFunction: [RingLayoutKind: String] = [
+        .split: "vqb_split_single_thread_loop", .packed: "vqb_packed_single_thread_loop",
+    ]
+
+    static func workloadID(_ layout: RingLayoutKind) -> ScenarioID {
+        ScenarioID(layout: layout.rawValue, doorbell: "none", memory: "4K")
+    }
+
+    static func scheduleID(_ layout: RingLayoutKind, eventIndex: Bool) -> ScenarioID {
+        ScenarioID(layout: layout.rawValue, doorbell: eventIndex ? "suppression-event-idx" : "suppression-flags",
+                   batch: 16, memory: "4K")
+    }
+
+    static func syscallID(_ transport: DoorbellTransport) -> ScenarioID {
+        ScenarioID(layout: "none", doorbell: transport.id, queueSize: 1, batch: 1, payloadBytes: 1, memory: "4K")
+    }
+
+    static func params(_ id: ScenarioID) -> ScenarioResult.Params {
+        .init(layout: id.layout, doorbell: id.doorbell, mediator: id.mediator, binding: "virtio", queueSize: id.queueSize,
+              batch: id.batch, payloadBytes: id.payloadBytes, memory: id.memory, queuePairs: id.queuePairs)
+    }
+
+    /// Measures everything the gate checks, as a results document (suite "gate").
+    public static func measure(_ options: GateOptions, ratios: Bool, log: (String) -> Void) throws -> ResultsDocument {
+        let started = Date()
+        var scenarios: [ScenarioResult] = []
+        let probe = DoorbellProbe.current
+
+        // A + the allocation / reference-counting part of B, from the same callgrind runs.
+        let counter = try InstructionCounter()
+        for layout in RingLayoutKind.allCases {
+            let function = workloadFunction[layout]!
+            func count(_ rounds: Int) throws -> CallgrindCount {
+                try counter.count(function: function, arguments: ["workload", "--layout", layout.rawValue,
+                                                                  "--rounds", String(rounds), "--batch", "32"])
+            }
+            let small = try count(options.smallRounds)
+            let large = try count(options.largeRounds)
+            let extraDescriptors = Double((options.largeRounds - options.smallRounds) * 32)
+            let perDesc = Double(large.instructions - small.instructions) / extraDescriptors
+            let descriptors = Double(options.largeRounds * 32)
+            var r = ScenarioResult(id: workloadID(layout).description, params: params(workloadID(layout)), status: .ok)
+            r.instructionsPerDesc = perDesc
+            r.counters = .init(kicksPer1k: 0, interruptsPer1k: 0, descPerKick: nil, syscallsPer1k: 0,
+                               mallocsInLoop: Int(large.allocations))
+            r.counters?.retainsPer1k = Double(large.referenceCounting) * 1000 / descriptors
+            r.repetitions = 2
+            scenarios.append(r)
+            log("A \(layout.rawValue): \(fixed(perDesc, 2)) instructions/descriptor (\(small.instructions) / \(large.instructions)), allocations \(large.allocations), retain/release \(large.referenceCounting)")
+        }
+
+        // B: kicks and interrupts under each suppression mode.
+        for layout in RingLayoutKind.allCases {
+            for eventIndex in [false, true] {
+                let (kicks, irqs, moved) = try SuppressionSchedule.run(layout: layout, eventIndex: eventIndex)
+                let id = scheduleID(layout, eventIndex: eventIndex)
+                var r = ScenarioResult(id: id.description, params: params(id), status: .ok)
+                r.counters = .init(kicksPer1k: kicks, interruptsPer1k: irqs, descPerKick: kicks > 0 ? 1000 / kicks : nil,
+                                   syscallsPer1k: 0, mallocsInLoop: nil)
+                r.repetitions = 1
+                scenarios.append(r)
+                log("B \(id.doorbell) \(layout.rawValue): \(fixed(kicks, 3)) kicks/1k, \(fixed(irqs, 3)) interrupts/1k over \(moved) descriptors")
+            }
+        }
+        // B: syscalls per 1000 notifications of each doorbell this machine has.
+        for transport in DoorbellTransport.all {
+            let id = syscallID(transport)
+            if let why = probe.unavailability(of: transport) {
+                scenarios.append(ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why))
+                continue
+            }
+            let syscalls = try DoorbellSyscalls.per1000(transport, probe: probe)
+            var r = ScenarioResult(id: id.description, params: params(id), status: .ok)
+            r.counters = .init(kicksPer1k: 1000, interruptsPer1k: 0, descPerKick: 1, syscallsPer1k: syscalls, mallocsInLoop: nil)
+            r.repetitions = 1
+            scenarios.append(r)
+        }
+        log("B syscalls/1000 notifications: " + scenarios.filter { $0.params.layout == "none" && $0.status == .ok }
+            .map { "\($0.params.doorbell) \(fixed($0.counters!.syscallsPer1k, 0))" }.joined(separator: ", "))
+
+        // C: in-run ratios from the engine.
+        var calibration = ResultsDocument.Calibration(cachelineRoundTripNs: .init(p50: 0, p99: 0),
+                                                      bareRingEntriesPerSecond: .init(median: 0), wakeNs: [:])
+        if ratios {
+            var run = RunOptions()
+            run.scenarios = options.ratioScenarios
+            run.plan.secondsPerScenario = options.ratioSecondsPerScenario
+            run.plan.rounds = options.ratioRounds
+            let doc = try Engine.run(run) { log("C " + $0) }
+            calibration = doc.calibration
+            scenarios += doc.scenarios
+        }
+
+        let git = MachineInfo.gitState()
+        let probeInfo = ResultsDocument.IOUring(available: probe.ioUring.available, ops: probe.ioUring.ops, reason: probe.ioUring.reason)
+        return ResultsDocument(
+            tool: .init(name: "vqbench", version: RunOptions().toolVersion, gitCommit: git.commit, dirty: git.dirty,
+                        toolchain: MachineInfo.toolchain(), buildConfig: Gate.buildConfig),
+            startedAt: ISO8601DateFormatter().string(from: started),
+            durationSeconds: Date().timeIntervalSince(started), suite: "gate", filter: nil,
+            machine: MachineInfo.collect(ioUring: probeInfo), calibration: calibration, scenarios: scenarios)
+    }
+
+    public static var buildConfig: String {
+        #if DEBUG
+        return "debug"
+        #else
+        return "release"
+        #endif
+    }
+
+    /// Compares `observed` with `baseline` (nil: none committed) and decides the exit code.
+    public static func judge(observed: ResultsDocument, baseline: ResultsDocument?, options: GateOptions) -> GateOutcome {
+        var checks: [ResultsDocument.GateCheck] = []
+        let base = Dictionary((baseline?.scenarios ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        // Instruction counts are only comparable under the same compiler and valgrind.
+        let sameTools = baseline.map { $0.tool.toolchain == observed.tool.toolchain && $0.machine.valgrind == observed.machine.valgrind } ?? false
+        let toolNote = baseline.map { "baseline from \($0.tool.toolchain), valgrind \($0.machine.valgrind ?? "none")" } ?? "no baseline"
+
+        func exact(_ check: String, _ metric: String, _ b: Double?, _ o: Double?, lowerIsBetter: Bool = true) {
+            guard let o else { return }
+            guard let b else {
+                checks.append(.init(check: check, metric: metric, baseline: nil, observed: o, tolerance: "exact", verdict: GateVerdict.noBaseline.rawValue))
+                return
+            }
+            let verdict: GateVerdict = o == b ? .pass : ((o > b) == lowerIsBetter ? .regression : .improvement)
+            checks.append(.init(check: check, metric: metric, baseline: b, observed: o, tolerance: "exact", verdict: verdict.rawValue))
+        }
+
+        for s in observed.scenarios where s.status == .ok {
+            let b = base[s.id]
+            if let ipd = s.instructionsPerDesc {
+                let tolerance = "±\(fixed(options.instructionTolerance * 100, 1))%"
+                if let bi = b?.instructionsPerDesc, sameTools {
+                    let verdict: GateVerdict = ipd > bi * (1 + options.instructionTolerance) ? .regression
+                        : ipd < bi * (1 - options.instructionTolerance) ? .improvement : .pass
+                    checks.append(.init(check: "A \(s.id)", metric: "instructions_per_desc", baseline: bi, observed: ipd,
+                                        tolerance: tolerance, verdict: verdict.rawValue))
+                } else {
+                    checks.append(.init(check: "A \(s.id)", metric: "instructions_per_desc", baseline: b?.instructionsPerDesc,
+                                        observed: ipd, tolerance: tolerance + " (" + toolNote + ")", verdict: GateVerdict.noBaseline.rawValue))
+                }
+                // Allocations and reference counting in the loop must stay at their baseline (zero).
+                exact("B \(s.id)", "mallocs_in_loop", b?.counters?.mallocsInLoop.map(Double.init) ?? (baseline == nil ? nil : 0),
+                      s.counters?.mallocsInLoop.map(Double.init))
+                exact("B \(s.id)", "retains_per_1k", b?.counters?.retainsPer1k ?? (baseline == nil ? nil : 0), s.counters?.retainsPer1k)
+            } else if s.params.doorbell.hasPrefix("suppression-") {
+                exact("B \(s.id)", "kicks_per_1k", b?.counters?.kicksPer1k, s.counters?.kicksPer1k)
+                exact("B \(s.id)", "interrupts_per_1k", b?.counters?.interruptsPer1k, s.counters?.interruptsPer1k)
+            } else if s.params.layout == "none" {
+                exact("B \(s.id)", "syscalls_per_1k", b?.counters?.syscallsPer1k, s.counters?.syscallsPer1k)
+            } else if let ratio = s.ratioToCalibration {
+                checks.append(ratioCheck(s, ratio, b, options))
+            }
+        }
+        let outcome = GateOutcome(observed: observed, checks: [], exitCode: 0).withChecks(checks)
+        return baseline == nil ? GateOutcome(observed: outcome.observed, checks: checks, exitCode: 5) : outcome
+    }
+
+    /// C: fail only when the whole bootstrap interval lies beyond the tolerance.
+    static func ratioCheck(_ s: ScenarioResult, _ ratio: Double, _ b: ScenarioResult?, _ options: GateOptions) -> ResultsDocument.GateCheck {
+        let tolerance = "±\(fixed(options.ratioTolerance * 100, 0))% (95% CI)"
+        guard let b, let bRatio = b.ratioToCalibration else {
+            return .init(check: "C \(s.id)", metric: "ratio_to_calibration", baseline: nil, observed: ratio,
+                         tolerance: tolerance, verdict: GateVerdict.noBaseline.rawValue)
+        }
+        guard b.placement == s.placement else {
+            return .init(check: "C \(s.id)", metric: "ratio_to_calibration", baseline: bRatio, observed: ratio,
+                         tolerance: tolerance + "; placement \(s.placement ?? "?") vs baseline \(b.placement ?? "?")",
+                         verdict: GateVerdict.inconclusive.rawValue)
+        }
+        let lo = s.ratioToCalibrationCI95?.first ?? ratio
+        let hi = s.ratioToCalibrationCI95?.last ?? ratio
+        let floor = bRatio * (1 - options.ratioTolerance)
+        let ceiling = bRatio * (1 + options.ratioTolerance)
+        let verdict: GateVerdict
+        if hi < floor { verdict = .regression }
+        else if lo > ceiling { verdict = .improvement }
+        else if ratio < floor || ratio > ceiling { verdict = .inconclusive }
+        else { verdict = .pass }
+        return .init(check: "C \(s.id)", metric: "ratio_to_calibration", baseline: bRatio, observed: ratio,
+                     tolerance: tolerance, verdict: verdict.rawValue)
+    }
+
+    /// The gate table a person reads.
+    public static func table(_ checks: [ResultsDocument.GateCheck]) -> String {
+        let header = ["check", "metric", "baseline", "observed", "tolerance", "verdict"]
+        let rows = [header] + checks.map { c in
+            [c.check, c.metric, c.baseline.map { fixed($0, 3) } ?? "-", c.observed.map { fixed($0, 3) } ?? "-", c.tolerance, c.verdict]
+        }
+        let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { i, cell in cell + String(repeating: " ", count: widths[i] - cell.count) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
+extension GateOutcome {
+    /// The same outcome with `checks` replaced and the exit code recomputed from them.
+    public func withChecks(_ checks: [ResultsDocument.GateCheck]) -> GateOutcome {
+        let verdicts = Set(checks.map(\.verdict))
+        let code: Int32 = verdicts.contains("regression") ? 2 : verdicts.contains("improvement") ? 4
+            : verdicts.contains("no-baseline") ? 5 : 0
+        var doc = observed
+        doc.gate = checks
+        return GateOutcome(observed: doc, checks: checks, exitCode: code)
+    }
+}
