@@ -125,13 +125,15 @@ struct SVGPlotsTests {
     @Test func escapesMarkupInNames() throws {
         var doc = ResultsDocument.sample()
         doc.scenarios[0].params.mediator = "vendor<\"x\"> & 'y'"
+        doc.scenarios[0].params.doorbell = "bell<&>"
         doc.tool.gitCommit = "<&>"
         for (name, svg) in SVGPlots.render(doc) {
             let outline = try SVGOutline.parse(svg)
             #expect(outline.text.contains("<&>"), "\(name)")
         }
         let latency = try SVGOutline.parse(SVGPlots.latency(doc))
-        #expect(latency.all("polyline", class: "series").first?["data-series"] == "vendor<\"x\"> & 'y'")
+        // With a single mediator in the run, the latency lines are per layout/doorbell.
+        #expect(latency.all("polyline", class: "series").first?["data-series"] == "split/bell<&>")
     }
 
     @Test func saysNoDataWhenThereIsNothingToPlot() throws {

@@ -44,11 +44,21 @@ public enum SVGPlots {
         where lines.last?.params.mediator != s.params.mediator {
             lines.append(s)
         }
+        // A run with one mediator (e.g. only bare rings) compares its doorbells instead:
+        // one line per layout/doorbell at the same queue, batch, payload and memory.
+        let oneMediator = Set(measured.map(\.params.mediator)).count == 1
+        if oneMediator {
+            let bySettings = Dictionary(grouping: measured) { s in
+                "q\(s.params.queueSize) · b\(s.params.batch) · \(s.params.payloadBytes)B · \(s.params.memory)"
+            }
+            let key = bySettings.keys.sorted().max { bySettings[$0]!.count < bySettings[$1]!.count }!
+            lines = bySettings[key]!.sorted { $0.id < $1.id }
+        }
         let valuesUs = lines.flatMap { s in percentileColumns.map { $0.value(s.latencyNs!) / 1000 } }
         guard valuesUs.contains(where: { $0 > 0 && $0.isFinite }) else {
             return SVGCanvas.noData(title: title, reason: "every latency recorded was zero")
         }
-        var subtitle = "\(doc.runID) · \(chosen)"
+        var subtitle = "\(doc.runID) · \(oneMediator ? "mediator \(lines[0].params.mediator), per layout/doorbell" : chosen)"
         if lines.count < measured.count { subtitle += " · \(lines.count) of \(measured.count) latency scenarios" }
         var canvas = SVGCanvas(title: title, subtitle: subtitle)
         let x = { (v: Double) in SVGCanvas.left + (v - 0.1) / 4.1 * (SVGCanvas.right - SVGCanvas.left) }
@@ -64,7 +74,7 @@ public enum SVGPlots {
                 let us = column.value(s.latencyNs!) / 1000
                 return us > 0 && us.isFinite ? (x(column.x), y.position(us)) : nil
             }
-            let label = s.params.mediator + (s.dependsOnModel ? " †" : "")
+            let label = (oneMediator ? "\(s.params.layout)/\(s.params.doorbell)" : s.params.mediator) + (s.dependsOnModel ? " †" : "")
             canvas.series(points, color: color, label: label)
             legend.append((label, color))
         }
