@@ -48,12 +48,12 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         self.memory = memory
         size = UInt16(truncatingIfNeeded: layout.queueSize)
         queueSizeInt = layout.queueSize
-        descriptors = try SplitDevice<Memory>.area(&self.memory, addresses.descriptorArea, layout.descriptorRingSize,
-                                                   PackedLayout.descriptorRingAlignment, true, "descriptor ring", queue)
-        driverEvent = try SplitDevice<Memory>.area(&self.memory, addresses.driverArea, PackedLayout.eventSuppressionSize,
-                                                   PackedLayout.eventSuppressionAlignment, false, "driver event suppression", queue)
-        deviceEvent = try SplitDevice<Memory>.area(&self.memory, addresses.deviceArea, PackedLayout.eventSuppressionSize,
-                                                   PackedLayout.eventSuppressionAlignment, true, "device event suppression", queue)
+        descriptors = try ringArea(&self.memory, addresses.descriptorArea, layout.descriptorRingSize,
+                                 PackedLayout.descriptorRingAlignment, deviceWrites: true, "descriptor ring", queue)
+        driverEvent = try ringArea(&self.memory, addresses.driverArea, PackedLayout.eventSuppressionSize,
+                                 PackedLayout.eventSuppressionAlignment, deviceWrites: false, "driver event suppression", queue)
+        deviceEvent = try ringArea(&self.memory, addresses.deviceArea, PackedLayout.eventSuppressionSize,
+                                 PackedLayout.eventSuppressionAlignment, deviceWrites: true, "device event suppression", queue)
         eventIndex = features.contains(.eventIndex)
         indirectNegotiated = features.contains(.indirectDescriptors)
         storage = HalfStorage(bytes: MemoryLayout<Segment>.stride * layout.queueSize)
@@ -197,10 +197,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         nextAvailable = position
         availableWrap = wrap
         scratchCount = walk.segments
-        return Chain(id: id, ringDescriptors: UInt16(truncatingIfNeeded: walk.ringDescriptors),
-                     segmentCount: walk.segments, readableCount: walk.readable,
-                     readableBytes: UInt32(truncatingIfNeeded: walk.readableBytes),
-                     writableBytes: UInt32(truncatingIfNeeded: walk.writableBytes), isIndirect: walk.indirect)
+        return walk.chain(id: id)
     }
 
     /// §2.8.19: an indirect table of len/16 packed descriptors, read in order, no nesting.
@@ -228,30 +225,8 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     @inlinable @inline(__always)
     mutating func addSegment(address: UInt64, length: UInt32, writable: Bool, walk: inout ChainWalk) throws(VirtqueueError) {
-        let head = walk.head
-        guard walk.segments < queueSizeInt else { throw .chainLongerThanQueue(queue: queueIndex, head: head, queueSize: queueSizeInt) }
-        if writable {
-            walk.writableBytes &+= UInt64(length)
-        } else {
-            guard walk.writableBytes == 0 && walk.segments == walk.readable else {
-                throw .readableAfterWritable(queue: queueIndex, head: head, position: walk.segments)
-            }
-            walk.readable &+= 1
-            walk.readableBytes &+= UInt64(length)
-        }
-        guard walk.readableBytes &+ walk.writableBytes <= UInt64(UInt32.max) else {
-            throw .chainTooLong(queue: queueIndex, head: head)
-        }
-        var host: UnsafeMutableRawPointer? = nil
-        if length > 0 {
-            do {
-                host = try memory.translate(address, length: length, deviceWrites: writable)
-            } catch {
-                throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
-            }
-        }
-        scratch[walk.segments] = Segment(host: host, address: address, length: length, isWritable: writable)
-        walk.segments &+= 1
+        try walk.add(address: address, length: length, writable: writable, memory: &memory, into: scratch,
+                     queue: queueIndex, queueSize: queueSizeInt)
     }
 
     // MARK: - Used descriptors

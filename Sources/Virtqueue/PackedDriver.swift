@@ -59,14 +59,15 @@ public struct PackedDriver: @unchecked Sendable {
         self.layout = layout
         self.features = features
         self.addresses = addresses
+        var guest = memory
         let n = layout.queueSize
         size = UInt16(truncatingIfNeeded: n)
-        descriptors = try SplitDriver.area(memory, addresses.descriptorArea, layout.descriptorRingSize,
-                                           PackedLayout.descriptorRingAlignment, "descriptor ring", queue)
-        driverEvent = try SplitDriver.area(memory, addresses.driverArea, PackedLayout.eventSuppressionSize,
-                                           PackedLayout.eventSuppressionAlignment, "driver event suppression", queue)
-        deviceEvent = try SplitDriver.area(memory, addresses.deviceArea, PackedLayout.eventSuppressionSize,
-                                           PackedLayout.eventSuppressionAlignment, "device event suppression", queue)
+        descriptors = try ringArea(&guest, addresses.descriptorArea, layout.descriptorRingSize,
+                                           PackedLayout.descriptorRingAlignment, deviceWrites: false, "descriptor ring", queue)
+        driverEvent = try ringArea(&guest, addresses.driverArea, PackedLayout.eventSuppressionSize,
+                                           PackedLayout.eventSuppressionAlignment, deviceWrites: false, "driver event suppression", queue)
+        deviceEvent = try ringArea(&guest, addresses.deviceArea, PackedLayout.eventSuppressionSize,
+                                           PackedLayout.eventSuppressionAlignment, deviceWrites: false, "device event suppression", queue)
         eventIndex = features.contains(.eventIndex)
         inOrder = features.contains(.inOrder)
         freeCount = n
@@ -77,8 +78,8 @@ public struct PackedDriver: @unchecked Sendable {
         freeIds = (storage.base + 6 * n).bindMemory(to: UInt16.self, capacity: n)
         for i in 0..<n { freeIds[i] = UInt16(truncatingIfNeeded: n - 1 - i) }
         if let pool = indirectPool, features.contains(.indirectDescriptors) {
-            indirectHost = try SplitDriver.area(memory, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
-                                                16, "indirect table pool", queue)
+            indirectHost = try ringArea(&guest, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
+                                                16, deviceWrites: false, "indirect table pool", queue)
             indirectGPA = pool.gpa
             indirectEntries = pool.entriesPerTable
         } else {
@@ -124,7 +125,7 @@ public struct PackedDriver: @unchecked Sendable {
     @inlinable
     public mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
         let count = buffers.count
-        try validateChain(buffers)
+        try validateChain(buffers, queue: queueIndex)
         guard count <= freeCount else { throw .queueFull(queue: queueIndex, needed: count, free: freeCount) }
         let id = takeId()
         let headPosition = nextAvailable
@@ -150,7 +151,7 @@ public struct PackedDriver: @unchecked Sendable {
     @inlinable
     public mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
         guard let table = indirectHost else { throw .indirectUnavailable(queue: queueIndex) }
-        try validateChain(buffers)
+        try validateChain(buffers, queue: queueIndex)
         guard buffers.count <= indirectEntries else {
             throw .invalidChain(queue: queueIndex, reason: "\(buffers.count) buffers exceed the indirect table of \(indirectEntries)")
         }
@@ -176,17 +177,6 @@ public struct PackedDriver: @unchecked Sendable {
         advanceAvailable(by: 1)
         writeHeadFlags(position: position, flags: flags)
         return addChain(id: id, descriptors: 1, writable: writable)
-    }
-
-    @inlinable
-    func validateChain(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) {
-        guard !buffers.isEmpty else { throw .invalidChain(queue: queueIndex, reason: "no buffers") }
-        var seenWritable = false
-        for b in buffers {
-            if b.isWritable { seenWritable = true } else if seenWritable {
-                throw .invalidChain(queue: queueIndex, reason: "a device-readable buffer follows a device-writable one")
-            }
-        }
     }
 
     @inlinable @inline(__always)

@@ -52,12 +52,12 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         queueSizeInt = layout.queueSize
         size = UInt16(truncatingIfNeeded: layout.queueSize)
         mask = UInt16(layout.queueSize - 1)
-        descriptors = try Self.area(&self.memory, addresses.descriptorArea, layout.descriptorTableSize,
-                                    SplitLayout.descriptorTableAlignment, false, "descriptor table", queue)
-        available = try Self.area(&self.memory, addresses.driverArea, layout.availableRingSize,
-                                  SplitLayout.availableRingAlignment, false, "available ring", queue)
-        used = try Self.area(&self.memory, addresses.deviceArea, layout.usedRingSize,
-                             SplitLayout.usedRingAlignment, true, "used ring", queue)
+        descriptors = try ringArea(&self.memory, addresses.descriptorArea, layout.descriptorTableSize,
+                                   SplitLayout.descriptorTableAlignment, deviceWrites: false, "descriptor table", queue)
+        available = try ringArea(&self.memory, addresses.driverArea, layout.availableRingSize,
+                                 SplitLayout.availableRingAlignment, deviceWrites: false, "available ring", queue)
+        used = try ringArea(&self.memory, addresses.deviceArea, layout.usedRingSize,
+                            SplitLayout.usedRingAlignment, deviceWrites: true, "used ring", queue)
         usedEventOffset = layout.usedEventOffset
         availableEventOffset = layout.availableEventOffset
         eventIndex = features.contains(.eventIndex)
@@ -68,18 +68,6 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         availableIndexShadow = state.lastAvailableIndex
         usedIndex = state.usedIndex
         usedAtLastInterruptCheck = state.usedIndex
-    }
-
-    static func area(_ memory: inout Memory, _ address: UInt64, _ bytes: Int, _ alignment: Int, _ writes: Bool,
-                     _ name: String, _ queue: UInt16) throws(VirtqueueError) -> UnsafeMutableRawPointer {
-        guard address % UInt64(alignment) == 0 else {
-            throw .misalignedRingArea(queue: queue, area: name, gpa: address, alignment: alignment)
-        }
-        do {
-            return try memory.translate(address, length: UInt32(bytes), deviceWrites: writes)
-        } catch {
-            throw .ringAreaOutsideMemory(queue: queue, area: name, cause: error)
-        }
     }
 
     /// The segments of the chain returned by the last `pop()`.
@@ -182,10 +170,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             }
         }
         scratchCount = walk.segments
-        return Chain(id: head, ringDescriptors: UInt16(truncatingIfNeeded: walk.ringDescriptors),
-                     segmentCount: walk.segments, readableCount: walk.readable,
-                     readableBytes: UInt32(truncatingIfNeeded: walk.readableBytes),
-                     writableBytes: UInt32(truncatingIfNeeded: walk.writableBytes), isIndirect: walk.indirect)
+        return walk.chain(id: head)
     }
 
     /// §2.7.5.3: a table of len/16 descriptors, chained by `next` inside the table, no nesting.
@@ -224,31 +209,8 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     @inlinable @inline(__always)
     mutating func addSegment(address: UInt64, length: UInt32, writable: Bool, walk: inout ChainWalk) throws(VirtqueueError) {
-        let head = walk.head
-        // §2.7.5.3.1: no chain, indirect entries included, may be longer than the queue.
-        guard walk.segments < queueSizeInt else { throw .chainLongerThanQueue(queue: queueIndex, head: head, queueSize: queueSizeInt) }
-        if writable {
-            walk.writableBytes &+= UInt64(length)
-        } else {
-            guard walk.writableBytes == 0 && walk.segments == walk.readable else {
-                throw .readableAfterWritable(queue: queueIndex, head: head, position: walk.segments)
-            }
-            walk.readable &+= 1
-            walk.readableBytes &+= UInt64(length)
-        }
-        guard walk.readableBytes &+ walk.writableBytes <= UInt64(UInt32.max) else {
-            throw .chainTooLong(queue: queueIndex, head: head)
-        }
-        var host: UnsafeMutableRawPointer? = nil
-        if length > 0 {
-            do {
-                host = try memory.translate(address, length: length, deviceWrites: writable)
-            } catch {
-                throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
-            }
-        }
-        scratch[walk.segments] = Segment(host: host, address: address, length: length, isWritable: writable)
-        walk.segments &+= 1
+        try walk.add(address: address, length: length, writable: writable, memory: &memory, into: scratch,
+                     queue: queueIndex, queueSize: queueSizeInt)
     }
 
     // MARK: - Used ring
@@ -335,17 +297,4 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         brokenCause = nil
         isBroken = false
     }
-}
-
-/// Running totals while a chain is read.
-@usableFromInline
-struct ChainWalk {
-    @usableFromInline let head: UInt16
-    @usableFromInline var ringDescriptors = 0
-    @usableFromInline var segments = 0
-    @usableFromInline var readable = 0
-    @usableFromInline var readableBytes: UInt64 = 0
-    @usableFromInline var writableBytes: UInt64 = 0
-    @usableFromInline var indirect = false
-    @inlinable init(head: UInt16) { self.head = head }
 }

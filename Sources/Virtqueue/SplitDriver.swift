@@ -63,16 +63,17 @@ public struct SplitDriver: @unchecked Sendable {
         self.layout = layout
         self.features = features
         self.addresses = addresses
+        var guest = memory
         let n = layout.queueSize
         size = UInt16(truncatingIfNeeded: n)  // 32768 fits; masks use size - 1
         sizeU32 = UInt32(n)
         mask = UInt16(n - 1)
-        descriptors = try Self.area(memory, addresses.descriptorArea, layout.descriptorTableSize,
-                                    SplitLayout.descriptorTableAlignment, "descriptor table", queue)
-        available = try Self.area(memory, addresses.driverArea, layout.availableRingSize,
-                                  SplitLayout.availableRingAlignment, "available ring", queue)
-        used = try Self.area(memory, addresses.deviceArea, layout.usedRingSize,
-                             SplitLayout.usedRingAlignment, "used ring", queue)
+        descriptors = try ringArea(&guest, addresses.descriptorArea, layout.descriptorTableSize,
+                                    SplitLayout.descriptorTableAlignment, deviceWrites: false, "descriptor table", queue)
+        available = try ringArea(&guest, addresses.driverArea, layout.availableRingSize,
+                                  SplitLayout.availableRingAlignment, deviceWrites: false, "available ring", queue)
+        used = try ringArea(&guest, addresses.deviceArea, layout.usedRingSize,
+                             SplitLayout.usedRingAlignment, deviceWrites: false, "used ring", queue)
         usedEventOffset = layout.usedEventOffset
         availableEventOffset = layout.availableEventOffset
         eventIndex = features.contains(.eventIndex)
@@ -86,8 +87,8 @@ public struct SplitDriver: @unchecked Sendable {
         for i in 0..<n { next[i] = UInt16(truncatingIfNeeded: (i + 1) & (n - 1)) }
 
         if let pool = indirectPool, features.contains(.indirectDescriptors) {
-            indirectHost = try Self.area(memory, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
-                                         16, "indirect table pool", queue)
+            indirectHost = try ringArea(&guest, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
+                                         16, deviceWrites: false, "indirect table pool", queue)
             indirectGPA = pool.gpa
             indirectEntries = pool.entriesPerTable
         } else {
@@ -98,18 +99,6 @@ public struct SplitDriver: @unchecked Sendable {
         descriptors.initializeMemory(as: UInt8.self, repeating: 0, count: layout.descriptorTableSize)
         available.initializeMemory(as: UInt8.self, repeating: 0, count: layout.availableRingSize)
         used.initializeMemory(as: UInt8.self, repeating: 0, count: layout.usedRingSize)
-    }
-
-    static func area(_ memory: GuestMemory, _ gpa: UInt64, _ bytes: Int, _ alignment: Int,
-                     _ name: String, _ queue: UInt16) throws(VirtqueueError) -> UnsafeMutableRawPointer {
-        guard gpa % UInt64(alignment) == 0 else {
-            throw .misalignedRingArea(queue: queue, area: name, gpa: gpa, alignment: alignment)
-        }
-        do {
-            return try memory.translate(gpa, length: UInt64(bytes))
-        } catch {
-            throw .ringAreaOutsideMemory(queue: queue, area: name, cause: error)
-        }
     }
 
     public var queueSize: Int { layout.queueSize }
@@ -133,7 +122,7 @@ public struct SplitDriver: @unchecked Sendable {
     @inlinable
     public mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
         let count = buffers.count
-        try validateChain(buffers)
+        try validateChain(buffers, queue: queueIndex)
         guard count <= freeCount else { throw .queueFull(queue: queueIndex, needed: count, free: freeCount) }
         let head = takeDescriptor()
         var index = head
@@ -156,7 +145,7 @@ public struct SplitDriver: @unchecked Sendable {
     @inlinable
     public mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16 {
         guard let table = indirectHost else { throw .indirectUnavailable(queue: queueIndex) }
-        try validateChain(buffers)
+        try validateChain(buffers, queue: queueIndex)
         guard buffers.count <= indirectEntries else {
             throw .invalidChain(queue: queueIndex, reason: "\(buffers.count) buffers exceed the indirect table of \(indirectEntries)")
         }
@@ -179,17 +168,6 @@ public struct SplitDriver: @unchecked Sendable {
         let tableGPA = indirectGPA &+ UInt64(Int(head) &* indirectEntries &* 16)
         writeDescriptor(head, tableGPA, UInt32(buffers.count &* 16), DescriptorFlags.indirect, 0)
         return addChain(head: head, length: 1, writable: writable)
-    }
-
-    @inlinable
-    func validateChain(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) {
-        guard !buffers.isEmpty else { throw .invalidChain(queue: queueIndex, reason: "no buffers") }
-        var seenWritable = false
-        for b in buffers {
-            if b.isWritable { seenWritable = true } else if seenWritable {
-                throw .invalidChain(queue: queueIndex, reason: "a device-readable buffer follows a device-writable one")
-            }
-        }
     }
 
     @inlinable @inline(__always)

@@ -63,6 +63,24 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
         gate.wait()
         let cpu0 = cplatform_thread_cpu_time_ns()
         if sleeps { d.disableInterrupts() }
+        /// Waits for used buffers: sleeps through the sleep protocol, or polls. False on a
+        /// lost notification or a doorbell error (recorded in `out`).
+        func awaitCompletions() -> Bool {
+            guard sleeps else {
+                cplatform_cpu_relax()
+                return true
+            }
+            do {
+                let ok = try waitUntil({ d.hasUsed() }, on: &callW, timeoutNanoseconds: lostNotificationTimeout,
+                                       enableNotifications: { _ = d.enableInterrupts() },
+                                       disableNotifications: { d.disableInterrupts() })
+                if !ok { out.errors.append("no interrupt within 5 s: a notification was lost") }
+                return ok
+            } catch {
+                out.errors.append("call: \(error)")
+                return false
+            }
+        }
         do throws(VirtqueueError) {
             try addresses.withUnsafeBufferPointer { addrs throws(VirtqueueError) in
                 var posted = 0
@@ -90,16 +108,7 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
                             var back = 0
                             while back < n {
                                 if try d.reclaim() != nil { back &+= 1; continue }
-                                if sleeps {
-                                    do {
-                                        let ok = try waitUntil({ d.hasUsed() }, on: &callW, timeoutNanoseconds: lostNotificationTimeout,
-                                                               enableNotifications: { _ = d.enableInterrupts() },
-                                                               disableNotifications: { d.disableInterrupts() })
-                                        if !ok { out.errors.append("no interrupt within 5 s: a notification was lost"); return }
-                                    } catch { out.errors.append("call: \(error)"); return }
-                                } else {
-                                    cplatform_cpu_relax()
-                                }
+                                guard awaitCompletions() else { return }
                             }
                             reclaimed &+= n
                             _ = histogram.record(cplatform_monotonic_ns() - t0)
@@ -111,16 +120,7 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
                         progressed = true
                     }
                     if !progressed {
-                        if sleeps {
-                            do {
-                                let ok = try waitUntil({ d.hasUsed() }, on: &callW, timeoutNanoseconds: lostNotificationTimeout,
-                                                       enableNotifications: { _ = d.enableInterrupts() },
-                                                       disableNotifications: { d.disableInterrupts() })
-                                if !ok { out.errors.append("no interrupt within 5 s: a notification was lost"); return }
-                            } catch { out.errors.append("call: \(error)"); return }
-                        } else {
-                            cplatform_cpu_relax()
-                        }
+                        guard awaitCompletions() else { return }
                     }
                 }
             }
