@@ -38,6 +38,9 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline var pendingUsedFlags: UInt16 = 0
     @usableFromInline var brokenCause: VirtqueueError?
     @usableFromInline var isBroken = false
+    #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+    @usableFromInline var injectedLengthLimit: UInt32 = .max
+    #endif
 
     public init(queue: UInt16 = 0, layout: PackedLayout, addresses: RingAddresses, memory: Memory,
                 features: VirtioFeatures, state: PackedQueueState = .init()) throws(VirtqueueError) {
@@ -142,7 +145,8 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             }
         }
         #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-        if !gateInjectedBoundsCheck(length, queueSizeInt) { scratchCount = 0 }
+        // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
+        if length > injectedLengthLimit { scratchCount = 0 }
         #endif
         scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
         scratchCount = 1

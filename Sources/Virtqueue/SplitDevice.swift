@@ -38,6 +38,9 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline var brokenCause: VirtqueueError?
     /// `brokenCause != nil`, as a plain flag the hot path can test without touching the enum.
     @usableFromInline var isBroken = false
+    #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+    @usableFromInline var injectedLengthLimit: UInt32 = .max
+    #endif
     /// The first broken rule seen, if any.
     public var brokenBy: VirtqueueError? { brokenCause }
 
@@ -133,7 +136,8 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
                 }
             }
             #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-            if !gateInjectedBoundsCheck(length, queueSizeInt) { scratchCount = 0 }
+            // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
+        if length > injectedLengthLimit { scratchCount = 0 }
             #endif
             scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
             scratchCount = 1
