@@ -88,6 +88,9 @@ public enum IoUringFutexDoorbell: Doorbell {
         @usableFromInline let ring: UnsafeMutablePointer<io_uring>
         @usableFromInline var observer: SequenceObserver
         @usableFromInline var armed = false
+        /// The word value the armed wait expects: a completion of a wait armed for a value
+        /// since consumed (the ring was seen on the word first) is stale, not a wakeup.
+        @usableFromInline var armedFor: UInt32 = 0
         @usableFromInline var tally = DoorbellCounters()
         public var counters: DoorbellCounters { tally }
 
@@ -122,7 +125,7 @@ public enum IoUringFutexDoorbell: Doorbell {
                     }
                     armed = false
                     switch res {
-                    case 0: wokenByKernel = true
+                    case 0: wokenByKernel = armedFor == observer.seen
                     case -EAGAIN: break  // the word moved before the kernel queued the wait
                     case -ECANCELED:
                         throw .armedRequestCancelled(transport: .ioUringFutex, operation: "IORING_OP_FUTEX_WAIT")
@@ -149,6 +152,7 @@ public enum IoUringFutexDoorbell: Doorbell {
                                                       value: UInt64(observer.seen), flags: channel.futexFlags)
                     io_uring_sqe_set_data64(sqe, UserData.futexWait)
                     armed = true
+                    armedFor = observer.seen
                 }
                 // One io_uring_enter submits the wait and sleeps until a completion; a word
                 // that moved meanwhile completes the wait at once with EAGAIN.
