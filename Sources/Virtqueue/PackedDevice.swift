@@ -39,12 +39,16 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline var brokenCause: VirtqueueError?
     @usableFromInline var isBroken = false
     #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-    @usableFromInline var injectedLengthLimit: UInt32 = .max
+    @usableFromInline var injectedLengthLimit: UInt32
     #endif
 
     public init(queue: UInt16 = 0, layout: PackedLayout, addresses: RingAddresses, memory: Memory,
                 features: VirtioFeatures, state: PackedQueueState = .init()) throws(VirtqueueError) {
         try state.validate(queue: queue, queueSize: layout.queueSize)
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        // A runtime value, so the check below cannot be folded away.
+        injectedLengthLimit = UInt32(truncatingIfNeeded: layout.queueSize) | 0x8000_0000
+        #endif
         self.queueIndex = queue
         self.layout = layout
         self.features = features
@@ -146,7 +150,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         }
         #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
         // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
-        if length > injectedLengthLimit { scratchCount = 0 }
+        if length > injectedLengthLimit { throw .chainTooLong(queue: queueIndex, head: nextAvailable) }
         #endif
         scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
         scratchCount = 1

@@ -39,7 +39,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// `brokenCause != nil`, as a plain flag the hot path can test without touching the enum.
     @usableFromInline var isBroken = false
     #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-    @usableFromInline var injectedLengthLimit: UInt32 = .max
+    @usableFromInline var injectedLengthLimit: UInt32
     #endif
     /// The first broken rule seen, if any.
     public var brokenBy: VirtqueueError? { brokenCause }
@@ -48,6 +48,10 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     public init(queue: UInt16 = 0, layout: SplitLayout, addresses: RingAddresses, memory: Memory,
                 features: VirtioFeatures, state: SplitQueueState = .init()) throws(VirtqueueError) {
         try state.validate(queue: queue, queueSize: layout.queueSize)
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        // A runtime value, so the check below cannot be folded away.
+        injectedLengthLimit = UInt32(truncatingIfNeeded: layout.queueSize) | 0x8000_0000
+        #endif
         self.queueIndex = queue
         self.layout = layout
         self.features = features
@@ -137,7 +141,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             }
             #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
             // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
-        if length > injectedLengthLimit { scratchCount = 0 }
+        if length > injectedLengthLimit { throw .chainTooLong(queue: queueIndex, head: head) }
             #endif
             scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
             scratchCount = 1

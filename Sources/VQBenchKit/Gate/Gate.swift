@@ -20,7 +20,7 @@ public struct GateOptions: Sendable {
     /// Instruction workloads: rounds of 32 descriptors at the two sizes whose difference is used.
     public var smallRounds = 250
     public var largeRounds = 500
-    public var instructionTolerance = 0.01
+    public var instructionTolerance = 0.005
     public var ratioTolerance = 0.25
     public init() {}
 }
