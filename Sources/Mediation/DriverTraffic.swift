@@ -20,6 +20,7 @@ public struct TrafficOutcome: Sendable {
     public var roundTrips: [UInt64] = []
     public var errors: [String] = []
     public var packetsPerSecond: Double { Double(packets) * 1e9 / Double(max(nanoseconds, 1)) }
+    public init() {}
 }
 
 /// How long the driver waits for an interrupt before declaring it lost.
