@@ -21,7 +21,8 @@ let simFactory: DeviceFactory = { (name, config, features) throws(MediationError
                                  bell: (), deviceCPU: 1)
 }
 
-@Suite(.serialized) struct LifecycleTests {
+extension MediationSuites {
+@Suite struct LifecycleTests {
     @Test func mdevCreateBindTrafficUnbindRemoveLeavesNoDescriptors() throws {
         let fdsBefore = openDescriptorCount()
         do {
@@ -132,4 +133,5 @@ let simFactory: DeviceFactory = { (name, config, features) throws(MediationError
         #expect(throws: MediationError.unknownPort(port.index)) { try devlink.portDel(port.index) }
         #expect(devlink.timings.map(\.operation) == ["port_add", "port_function_active", "port_function_inactive"])
     }
+}
 }

@@ -5,6 +5,10 @@ import Testing
 import Virtqueue
 @testable import Mediation
 
+/// One serialized root: the datapath and leak tests count this process's fds and use
+/// both CPUs, so the suites must not run side by side.
+@Suite(.serialized) enum MediationSuites {}
+
 private let offered: VirtioFeatures = [.version1, .eventIndex, .ringPacked]
 private let A: DeviceStatus = .acknowledge
 private let D: DeviceStatus = .driver
@@ -25,6 +29,7 @@ private func machine(at status: DeviceStatus, features: VirtioFeatures = [.versi
     return m
 }
 
+extension MediationSuites {
 @Suite struct StatusMachineTests {
     @Test(arguments: [
         [A], [A, D], [A, D, F], [A, D, F, O],           // one bit per write
@@ -114,4 +119,5 @@ private func machine(at status: DeviceStatus, features: VirtioFeatures = [.versi
             try machine(at: [A, D, F, O]).checkQueueSetup(queue: 1, op: .setVQAddress)
         }
     }
+}
 }

@@ -35,7 +35,8 @@ func exerciseBothDirections<P: VDPAConfigOps>(_ binding: VirtioBinding<P>, count
     }
 }
 
-@Suite(.serialized) struct VirtioBindingTests {
+extension MediationSuites {
+@Suite struct VirtioBindingTests {
     @Test(arguments: RingLayoutKind.allCases)
     func vpVDPAPassesAMillionPacketsEachWay(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
@@ -168,4 +169,5 @@ func exerciseBothDirections<P: VDPAConfigOps>(_ binding: VirtioBinding<P>, count
         }
         binding.unbind()
     }
+}
 }

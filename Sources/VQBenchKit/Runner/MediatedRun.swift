@@ -99,7 +99,8 @@ public enum MediatedRun {
         let slot = Slot((queue, TrafficOutcome()))
         let thread = try PinnedThread(cpu: placement.driverCPU) {
             var q = slot.value.0
-            slot.value.1 = q.transmit(packets: descriptors, payloadBytes: id.payloadBytes, batch: id.batch, latency: mode == .latency)
+            slot.value.1 = q.transmit(packets: descriptors, payloadBytes: id.payloadBytes, batch: id.batch, latency: mode == .latency,
+                                      stampsPayload: false)
         }
         thread.join()
         return slot.value.1
