@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Virtqueue", targets: ["Virtqueue"]),
         .library(name: "VQBenchKit", targets: ["VQBenchKit"]),
         .library(name: "Doorbell", targets: ["Doorbell"]),
+        .library(name: "Mediation", targets: ["Mediation"]),
         .executable(name: "vqbench", targets: ["vqbench"]),
     ],
     dependencies: [
@@ -62,10 +63,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // vDPA config ops, the bus with class-id binding, lifecycles, vendor parents (issue 5).
+        .target(
+            name: "Mediation",
+            dependencies: [
+                "VirtioMemory", "Virtqueue", "Doorbell", "CPlatform",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "VQBenchKit",
             dependencies: [
-                "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform",
+                "Virtqueue", "VirtioMemory", "Doorbell", "Mediation", "CPlatform",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -94,6 +104,14 @@ let package = Package(
         .testTarget(
             name: "VQBenchKitTests",
             dependencies: ["VQBenchKit", "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MediationTests",
+            dependencies: [
+                "Mediation", "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -46,6 +46,20 @@ struct ScenarioIDTests {
         #expect(Set(ids.map(\.doorbell)).isSuperset(of: ["poll", "eventfd", "io_uring-msgring"]))
         #expect(Set(ids.map { "\($0.queueSize)/\($0.batch)/\($0.payloadBytes)" }) == ["256/32/64"])
     }
+
+    @Test func quickSuiteMeasuresEachParentNextToItsBareRing() {
+        let ids = Suite.quick.scenarios(memory: "thp")
+        for mediator in ["vp_vdpa", "vdpa_sim"] {
+            let mediated = ids.filter { $0.mediator == mediator }
+            #expect(Set(mediated.map(\.layout)) == ["split", "packed"])
+            for id in mediated {
+                #expect(ids.contains(id.with(mediator: "none")), "ratio_to_bare needs \(id.with(mediator: "none"))")
+                #expect(MediatedRun.unavailability(mediator: mediator, doorbell: id.doorbell) == nil)
+            }
+        }
+        #expect(MediatedRun.unavailability(mediator: "ifcvf", doorbell: "eventfd") == "mediator 'ifcvf' is not built yet")
+        #expect(!MediatedRun.modelled("vp_vdpa").isEmpty)
+    }
 }
 
 @Suite(.serialized)

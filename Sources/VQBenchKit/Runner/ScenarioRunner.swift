@@ -81,7 +81,7 @@ public struct ScenarioRunner {
         } catch {
             return "\(error)"
         }
-        if id.mediator != "none" { return "mediator '\(id.mediator)' is not built yet" }
+        if id.mediator != "none", let why = MediatedRun.unavailability(mediator: id.mediator, doorbell: id.doorbell) { return why }
         if id.queuePairs != 1 { return "only one queue pair is measured so far" }
         return nil
     }
@@ -98,6 +98,12 @@ public struct ScenarioRunner {
     }
 
     func run(_ id: ScenarioID, descriptors: Int, mode: DatapathMode) throws -> DatapathOutcome {
+        if id.mediator != "none" {
+            let outcome = try MediatedRun.run(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
+                                              mode: mode, placement: placement, probe: probe).datapath
+            if !outcome.errors.isEmpty { throw RunnerError.runFailed(id: id.description, errors: outcome.errors) }
+            return outcome
+        }
         let visitor = RoundVisitor(id: id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
                                    mode: mode, placement: placement)
         let outcome = try DoorbellDispatch.dispatch(id.doorbell, probe: probe, visitor)
@@ -144,6 +150,12 @@ public struct ScenarioRunner {
         let gbit = { (x: Double) in x * Double(id.payloadBytes) * 8 / 1e9 }
 
         var result = ScenarioResult(id: id.description, params: params(id), status: .ok)
+        if id.mediator != "none" {
+            result.modelled = MediatedRun.modelled(id.mediator)
+            // Bring-up through the config ops, measured on one more binding.
+            result.controlPathNs = try MediatedRun.run(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: id.batch,
+                                                       mode: .throughput, placement: placement, probe: probe).controlPath
+        }
         result.repetitions = chosen.count
         result.durationNs = cplatform_monotonic_ns() - started
         result.placement = main.rawValue

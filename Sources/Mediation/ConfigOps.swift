@@ -1,0 +1,171 @@
+// The config-ops interface a vDPA parent implements, after Linux's `struct vdpa_config_ops`
+// (include/linux/vdpa.h): queue setup, doorbells, interrupts, queue state, suspend/resume,
+// features/status/identity, config space and DMA. Control path only: the datapath never
+// calls through it per descriptor.
+
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+/// Every op of the interface, so a parent can declare which it implements and an
+/// unsupported call can say which one it was.
+public enum ConfigOp: String, CaseIterable, Sendable, Hashable {
+    case setVQAddress = "set_vq_address", setVQNum = "set_vq_num", setVQReady = "set_vq_ready", getVQReady = "get_vq_ready"
+    case kickVQ = "kick_vq", kickVQWithData = "kick_vq_with_data", getVQNotification = "get_vq_notification"
+    case setVQCallback = "set_vq_cb", setConfigCallback = "set_config_cb", getVQIRQ = "get_vq_irq"
+    case getVQState = "get_vq_state", setVQState = "set_vq_state", suspend, resume
+    case getDeviceFeatures = "get_device_features", setDriverFeatures = "set_driver_features", getDriverFeatures = "get_driver_features"
+    case getStatus = "get_status", setStatus = "set_status", reset
+    case getDeviceID = "get_device_id", getVendorID = "get_vendor_id", getGeneration = "get_generation"
+    case getConfig = "get_config", setConfig = "set_config", getVQNumMax = "get_vq_num_max"
+    case setMap = "set_map", dmaMap = "dma_map", dmaUnmap = "dma_unmap"
+
+    /// Ops every parent must implement (vdpa.h marks the rest optional).
+    public static let mandatory: Set<ConfigOp> = [
+        .setVQAddress, .setVQNum, .setVQReady, .getVQReady, .kickVQ, .setVQCallback, .setConfigCallback,
+        .getDeviceFeatures, .setDriverFeatures, .getDriverFeatures, .getStatus, .setStatus, .reset,
+        .getDeviceID, .getVendorID, .getGeneration, .getConfig, .setConfig, .getVQNumMax,
+    ]
+}
+
+/// The device class a bus driver matches on (virtio device ids, §5).
+public enum ClassID: UInt32, Sendable, Hashable, CustomStringConvertible, CaseIterable {
+    case net = 1
+    case block = 2
+    public var description: String { self == .net ? "net" : "blk" }
+}
+
+/// How a parent reaches memory the driver gave it (vdpa.h's three DMA models).
+public enum DMAModel: String, Sendable {
+    /// No set_map / dma_map: DMA goes through the platform IOMMU the bus sets up.
+    case platformIOMMU = "platform-iommu"
+    /// `set_map` replaces the whole translation (on-chip IOMMU) and `dma_map` / `dma_unmap`
+    /// edit it; the parent translates in software.
+    case onChip = "on-chip"
+}
+
+/// A queue's device-side position (vdpa.h `struct vdpa_vq_state`).
+public enum VDPAQueueState: Sendable, Equatable {
+    case split(SplitQueueState)
+    case packed(PackedQueueState)
+}
+
+/// What one parent instance is: identity and the limits `vdpa mgmtdev show` prints.
+public struct DeviceIdentity: Sendable, Equatable {
+    public var name: String
+    public var classID: ClassID
+    public var vendorID: UInt32
+    public var queueCount: Int
+    public var maxQueueSize: Int
+    public init(name: String, classID: ClassID, vendorID: UInt32, queueCount: Int, maxQueueSize: Int) {
+        self.name = name
+        self.classID = classID
+        self.vendorID = vendorID
+        self.queueCount = queueCount
+        self.maxQueueSize = maxQueueSize
+    }
+}
+
+/// The interface a parent implements. The ops every parent shares (status, features,
+/// queue setup, identity, config space) are implemented once over ``VDPADeviceCore``;
+/// a parent implements its strategy: how it starts and stops its device, how a kick
+/// reaches it, how interrupts leave it, how addresses are translated, and queue state.
+public protocol VDPAConfigOps: AnyObject, Sendable {
+    /// The doorbell transport of the simulated device's kicks and interrupts.
+    associatedtype Bell: Doorbell
+    var core: VDPADeviceCore<Bell> { get }
+    /// The parent driver's name ("vp_vdpa", "vdpa_sim").
+    static var parentName: String { get }
+    /// The ops this parent implements; calling any other one is ``MediationError/unsupportedOp(_:parent:)``.
+    static var supportedOps: Set<ConfigOp> { get }
+    static var dmaModel: DMAModel { get }
+    /// Model parameters of this parent (what cannot be real here), for reports.
+    static var modelParameters: [ModelParameter] { get }
+
+    /// DRIVER_OK was accepted: start the device's datapath on its own thread.
+    func startDevice() throws(MediationError)
+    /// Reset or removal: stop the device thread (its queue positions are kept in the core).
+    func stopDevice()
+
+    func kickVQ(_ queue: UInt16) throws(MediationError)
+    func kickVQWithData(_ data: NotificationData) throws(MediationError)
+    /// The doorbell the driver may ring directly (a passthrough notify area), handed out once.
+    func getVQNotification(_ queue: UInt16) throws(MediationError) -> Bell.Notifier
+    /// The interrupt vector of a queue: present when interrupt bypass is possible.
+    func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int
+    func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState
+    func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError)
+    func suspend() throws(MediationError)
+    func resume() throws(MediationError)
+    func setMap(_ mappings: [IOTLB.Mapping]) throws(MediationError)
+    func dmaMap(_ mapping: IOTLB.Mapping) throws(MediationError)
+    func dmaUnmap(iova: UInt64, size: UInt64) throws(MediationError)
+}
+
+// Optional ops a parent does not implement answer with a typed error naming the op.
+extension VDPAConfigOps {
+    public func require(_ op: ConfigOp) throws(MediationError) {
+        guard Self.supportedOps.contains(op) else { throw .unsupportedOp(op, parent: Self.parentName) }
+    }
+    public func kickVQWithData(_ data: NotificationData) throws(MediationError) { throw .unsupportedOp(.kickVQWithData, parent: Self.parentName) }
+    public func getVQNotification(_ queue: UInt16) throws(MediationError) -> Bell.Notifier { throw .unsupportedOp(.getVQNotification, parent: Self.parentName) }
+    public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName) }
+    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { throw .unsupportedOp(.getVQState, parent: Self.parentName) }
+    public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) { throw .unsupportedOp(.setVQState, parent: Self.parentName) }
+    public func suspend() throws(MediationError) { throw .unsupportedOp(.suspend, parent: Self.parentName) }
+    public func resume() throws(MediationError) { throw .unsupportedOp(.resume, parent: Self.parentName) }
+    public func setMap(_ mappings: [IOTLB.Mapping]) throws(MediationError) { throw .unsupportedOp(.setMap, parent: Self.parentName) }
+    public func dmaMap(_ mapping: IOTLB.Mapping) throws(MediationError) { throw .unsupportedOp(.dmaMap, parent: Self.parentName) }
+    public func dmaUnmap(iova: UInt64, size: UInt64) throws(MediationError) { throw .unsupportedOp(.dmaUnmap, parent: Self.parentName) }
+}
+
+// The shared ops, implemented once over the core's state machine.
+extension VDPAConfigOps {
+    public var identity: DeviceIdentity { core.identity }
+    public func getDeviceFeatures() -> VirtioFeatures { core.withState { $0.machine.deviceFeatures } }
+    public func getDriverFeatures() -> VirtioFeatures { core.withState { $0.machine.driverFeatures } }
+    public func setDriverFeatures(_ f: VirtioFeatures) throws(MediationError) { try core.setDriverFeatures(f) }
+    public func getStatus() -> DeviceStatus { core.withState { $0.machine.status } }
+    public func getDeviceID() -> UInt32 { core.identity.classID.rawValue }
+    public func getVendorID() -> UInt32 { core.identity.vendorID }
+    public func getGeneration() -> UInt32 { core.withState { $0.configGeneration } }
+    public func getVQNumMax() -> Int { core.identity.maxQueueSize }
+    public func setVQAddress(_ queue: UInt16, _ addresses: RingAddresses) throws(MediationError) {
+        try core.setVQAddress(queue, addresses)
+    }
+    public func setVQNum(_ queue: UInt16, _ size: Int) throws(MediationError) { try core.setVQNum(queue, size) }
+    public func setVQReady(_ queue: UInt16, _ ready: Bool) throws(MediationError) { try core.setVQReady(queue, ready) }
+    public func getVQReady(_ queue: UInt16) throws(MediationError) -> Bool { try core.getVQReady(queue) }
+    /// The used-buffer callback: the notifier the device rings when a queue has used buffers.
+    public func setVQCallback(_ queue: UInt16, _ callback: Bell.Notifier?) throws(MediationError) {
+        try core.setVQCallback(queue, callback)
+    }
+    public func setConfigCallback(_ callback: (@Sendable () -> Void)?) { core.withState { $0.configCallback = callback } }
+    public func getConfig(offset: Int, length: Int) throws(MediationError) -> [UInt8] { try core.getConfig(offset: offset, length: length) }
+    public func setConfig(offset: Int, bytes: [UInt8]) throws(MediationError) { try core.setConfig(offset: offset, bytes: bytes) }
+
+    /// set_status: runs the state machine, starts the device at DRIVER_OK, stops it on reset.
+    @discardableResult
+    public func setStatus(_ status: DeviceStatus) throws(MediationError) -> DeviceStatus {
+        if status.isEmpty {
+            reset()
+            return []
+        }
+        let (before, after) = try core.applyStatus(status)
+        if !before.contains(.driverOK) && after.contains(.driverOK) {
+            do {
+                try startDevice()
+            } catch {
+                core.withState { $0.machine.deviceNeedsReset() }
+                throw error
+            }
+        }
+        return after
+    }
+
+    /// reset: stops the device and returns every queue and the status to their initial state.
+    public func reset() {
+        stopDevice()
+        core.resetState()
+    }
+}

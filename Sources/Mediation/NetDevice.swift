@@ -1,0 +1,318 @@
+// The simulated virtio-net device every parent runs on its own thread: the transmit
+// queues' chains are consumed and their payload checksummed, the receive queues' posted
+// buffers filled with numbered packets. Generic over ring layout, memory and doorbells.
+
+import Atomics
+import CPlatform
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+/// The checksum both sides compute: a 64-bit sum of the payload's little-endian words
+/// (the tail zero-padded). Cheap enough not to dominate a 64-byte packet, and a single
+/// wrong byte changes it.
+@inlinable
+public func payloadChecksum(_ p: UnsafeRawPointer, _ length: Int) -> UInt64 {
+    var sum: UInt64 = 0
+    var i = 0
+    while i &+ 8 <= length {
+        sum &+= p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        i &+= 8
+    }
+    var tail: UInt64 = 0
+    var shift: UInt64 = 0
+    while i < length {
+        tail |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << shift
+        shift &+= 8
+        i &+= 1
+    }
+    return sum &+ tail
+}
+
+/// Writes receive packet number `sequence` of `length` bytes: the sequence number, then a
+/// byte pattern derived from it, so the driver can check every byte.
+@inlinable
+public func writeReceivePacket(_ p: UnsafeMutableRawPointer, sequence: UInt64, length: Int) {
+    var i = 0
+    if length >= 8 {
+        p.storeBytes(of: sequence, as: UInt64.self)
+        i = 8
+    }
+    while i < length {
+        p.storeBytes(of: UInt8(truncatingIfNeeded: sequence &+ UInt64(i)), toByteOffset: i, as: UInt8.self)
+        i &+= 1
+    }
+}
+
+/// What the device did, readable from any thread (updated once per batch, not per packet).
+public final class NetDeviceCounters: Sendable {
+    public let transmitted = ManagedAtomic<UInt64>(0)
+    public let transmitBytes = ManagedAtomic<UInt64>(0)
+    public let transmitChecksum = ManagedAtomic<UInt64>(0)
+    public let received = ManagedAtomic<UInt64>(0)
+    public let receiveBytes = ManagedAtomic<UInt64>(0)
+    public let interrupts = ManagedAtomic<UInt64>(0)
+    public let wakeups = ManagedAtomic<UInt64>(0)
+    public init() {}
+}
+
+/// A device half that can report its position as a vDPA queue state.
+public protocol VDPAQueueStateReporting {
+    var vdpaState: VDPAQueueState { get }
+}
+extension SplitDevice: VDPAQueueStateReporting {
+    public var vdpaState: VDPAQueueState { .split(state) }
+}
+extension PackedDevice: VDPAQueueStateReporting {
+    public var vdpaState: VDPAQueueState { .packed(state) }
+}
+
+/// How a parent's device treats payloads.
+public struct NetDeviceBehaviour: Sendable {
+    /// Copy each payload through a device-side buffer (vdpa_sim: vringh pulls and pushes).
+    public var copiesPayload: Bool
+    /// Bytes of each received packet (limited by the posted buffer).
+    public var receivePacketBytes: Int
+    /// Chains handled per queue before looking at the next queue.
+    public var batch: Int
+    public init(copiesPayload: Bool, receivePacketBytes: Int = 64, batch: Int = 64) {
+        self.copiesPayload = copiesPayload
+        self.receivePacketBytes = receivePacketBytes
+        self.batch = batch
+    }
+}
+
+/// One queue on the device thread.
+@usableFromInline
+struct NetQueue<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call: DoorbellNotifier> {
+    @usableFromInline let index: UInt16
+    @usableFromInline var device: Device
+    @usableFromInline var call: Call?
+    /// virtio-net: even queues receive, odd ones transmit (§5.1.2).
+    @usableFromInline var transmits: Bool { index & 1 == 1 }
+}
+
+/// What the device thread hands back when it stops.
+public struct NetDeviceStop<Bell: Doorbell, Memory>: @unchecked Sendable {
+    public var states: [(queue: UInt16, state: VDPAQueueState)] = []
+    public var callbacks: [(queue: UInt16, callback: Bell.Notifier?)] = []
+    public var kickWaiter: Bell.Waiter?
+    public var memories: [Memory] = []
+    public var error: String?
+}
+
+/// A running device thread and the way to stop it.
+public final class NetDeviceThread<Bell: Doorbell, Memory>: @unchecked Sendable {
+    let stopFlag = ManagedAtomic<Bool>(false)
+    let result: ResultBox<NetDeviceStop<Bell, Memory>>
+    private var thread: PinnedThread?
+
+    init(result: ResultBox<NetDeviceStop<Bell, Memory>>) { self.result = result }
+
+    func attach(_ t: PinnedThread) { thread = t }
+
+    /// Asks the thread to stop at its next batch boundary (it re-checks at least every
+    /// millisecond while asleep) and waits for it.
+    public func stop() -> NetDeviceStop<Bell, Memory> {
+        stopFlag.store(true, ordering: .releasing)
+        thread?.join()
+        thread = nil
+        return result.value
+    }
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ v: T) { value = v }
+}
+
+/// How long the device thread sleeps before re-checking its stop flag.
+@usableFromInline let deviceStopCheckNanoseconds: UInt64 = 1_000_000
+
+extension VDPADeviceCore {
+    /// Starts the device thread over the ready queues (DRIVER_OK or resume), each device
+    /// half reaching memory through `memory`. Takes the kick waiter and the callbacks.
+    func startNetDevice<Memory: DeviceMemory>(memory: Memory, behaviour: NetDeviceBehaviour, cpu: Int32?,
+                                              counters: NetDeviceCounters) throws(MediationError) -> NetDeviceThread<Bell, Memory> {
+        try withState { (s) throws(MediationError) -> NetDeviceThread<Bell, Memory> in
+            let features = s.machine.driverFeatures
+            var ready: [(UInt16, Int, RingAddresses, VDPAQueueState?, Bell.Notifier?)] = []
+            for (i, q) in s.queues.enumerated() where q.ready {
+                ready.append((UInt16(i), q.size!, q.addresses!, q.state, q.callback))
+            }
+            guard let waiter = s.kickWaiter else { throw .deviceThread(reason: "the device's doorbell waiter is held by a running device thread") }
+            let box = ResultBox(NetDeviceStop<Bell, Memory>())
+            let handle = NetDeviceThread<Bell, Memory>(result: box)
+            let thread: PinnedThread
+            do {
+                if features.contains(.ringPacked) {
+                    var queues: [NetQueue<PackedDevice<Memory>, Bell.Notifier>] = []
+                    for (index, size, addresses, state, cb) in ready {
+                        var st = PackedQueueState()
+                        if case let .packed(saved)? = state { st = saved }
+                        let d = try PackedDevice(queue: index, layout: PackedLayout(queueSize: size), addresses: addresses,
+                                                 memory: memory, features: features, state: st)
+                        queues.append(NetQueue(index: index, device: d, call: cb))
+                    }
+                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle)
+                } else {
+                    var queues: [NetQueue<SplitDevice<Memory>, Bell.Notifier>] = []
+                    for (index, size, addresses, state, cb) in ready {
+                        var st = SplitQueueState()
+                        if case let .split(saved)? = state { st = saved }
+                        let d = try SplitDevice(queue: index, layout: SplitLayout(queueSize: size), addresses: addresses,
+                                                memory: memory, features: features, state: st)
+                        queues.append(NetQueue(index: index, device: d, call: cb))
+                    }
+                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle)
+                }
+            } catch let e as VirtqueueError {
+                throw .ring(e)
+            } catch let e as DoorbellError {
+                throw .doorbell(e)
+            } catch {
+                throw .deviceThread(reason: "\(error)")
+            }
+            handle.attach(thread)
+            s.kickWaiter = nil
+            for (index, _, _, _, _) in ready { s.queues[Int(index)].callback = nil }
+            s.running = true
+            return handle
+        }
+    }
+
+    /// Takes back what a stopped device thread held: the doorbell waiter, the callbacks,
+    /// and each queue's position (so a later start, or get_vq_state, continues from it).
+    func absorb<Memory>(_ stop: NetDeviceStop<Bell, Memory>) {
+        withState { s in
+            if let w = stop.kickWaiter { s.kickWaiter = w }
+            for (q, cb) in stop.callbacks { s.queues[Int(q)].callback = cb }
+            for (q, st) in stop.states { s.queues[Int(q)].state = st }
+            s.running = false
+        }
+    }
+}
+
+func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Bell: Doorbell, Memory: DeviceMemory>(
+    _ queues: [NetQueue<Device, Bell.Notifier>], _ waiter: Bell.Waiter, _ behaviour: NetDeviceBehaviour, _ cpu: Int32?,
+    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Bell, Memory>
+) throws(DoorbellError) -> PinnedThread {
+    let start = ResultBox((queues, waiter))
+    return try PinnedThread(cpu: cpu) {
+        var (queues, kick) = start.value
+        let error = runNetDevice(&queues, &kick, behaviour, counters, handle.stopFlag)
+        var out = NetDeviceStop<Bell, Memory>()
+        out.error = error
+        out.kickWaiter = kick
+        for q in queues {
+            out.states.append((q.index, q.device.vdpaState))
+            out.callbacks.append((q.index, q.call))
+            if let m = q.device as? SplitDevice<Memory> { out.memories.append(m.memory) }
+            if let m = q.device as? PackedDevice<Memory> { out.memories.append(m.memory) }
+        }
+        handle.result.value = out
+    }
+}
+
+/// The device thread's loop. Returns why it stopped early, or nil on a requested stop.
+@inlinable
+func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: DoorbellWaiter>(
+    _ queues: inout [NetQueue<Device, Call>], _ kick: inout Kick, _ behaviour: NetDeviceBehaviour,
+    _ counters: NetDeviceCounters, _ stop: ManagedAtomic<Bool>
+) -> String? {
+    let scratchBytes = 65_536
+    let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+    defer { scratch.deallocate() }
+    var rxSequence = counters.received.load(ordering: .relaxed)
+    for i in queues.indices { queues[i].device.disableKicks() }
+    do throws(VirtqueueError) {
+        while !stop.load(ordering: .acquiring) {
+            var progressed = false
+            for i in queues.indices {
+                var handled = 0
+                var bytes: UInt64 = 0
+                var sum: UInt64 = 0
+                let transmits = queues[i].transmits
+                while handled < behaviour.batch, let chain = try queues[i].device.pop() {
+                    var written: UInt32 = 0
+                    let segments = queues[i].device.segments
+                    if transmits {
+                        for s in 0..<chain.readableCount {
+                            guard let host = segments[s].host else { continue }
+                            let n = Int(segments[s].length)
+                            if behaviour.copiesPayload && n <= scratchBytes {
+                                scratch.copyMemory(from: host, byteCount: n)
+                                sum &+= payloadChecksum(scratch, n)
+                            } else {
+                                sum &+= payloadChecksum(host, n)
+                            }
+                            bytes &+= UInt64(n)
+                        }
+                    } else {
+                        var left = min(behaviour.receivePacketBytes, Int(chain.writableBytes))
+                        // One packet per chain, spread over the writable segments.
+                        var offset = 0
+                        if behaviour.copiesPayload { writeReceivePacket(scratch, sequence: rxSequence, length: min(left, scratchBytes)) }
+                        for s in chain.readableCount..<chain.segmentCount where left > 0 {
+                            guard let host = segments[s].host else { continue }
+                            let n = min(left, Int(segments[s].length))
+                            if behaviour.copiesPayload {
+                                host.copyMemory(from: scratch + offset, byteCount: n)
+                            } else if offset == 0 {
+                                writeReceivePacket(host, sequence: rxSequence, length: n)
+                            } else {
+                                for j in 0..<n { host.storeBytes(of: UInt8(truncatingIfNeeded: rxSequence &+ UInt64(offset + j)), toByteOffset: j, as: UInt8.self) }
+                            }
+                            offset += n
+                            left -= n
+                        }
+                        written = UInt32(offset)
+                        bytes &+= UInt64(offset)
+                        rxSequence &+= 1
+                    }
+                    queues[i].device.pushUsed(chain, length: written)
+                    handled &+= 1
+                }
+                if handled > 0 {
+                    progressed = true
+                    queues[i].device.publishUsed()
+                    if transmits {
+                        counters.transmitted.wrappingIncrement(by: UInt64(handled), ordering: .relaxed)
+                        counters.transmitBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
+                        counters.transmitChecksum.wrappingIncrement(by: sum, ordering: .relaxed)
+                    } else {
+                        counters.received.wrappingIncrement(by: UInt64(handled), ordering: .relaxed)
+                        counters.receiveBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
+                    }
+                    // Full fence before reading the driver's suppression fields (§2.7.10).
+                    atomicMemoryFence(ordering: .sequentiallyConsistent)
+                    if queues[i].call != nil {
+                        if queues[i].device.interruptNeeded() {
+                            do { try queues[i].call!.notify() } catch { return "call: \(error)" }
+                            counters.interrupts.wrappingIncrement(ordering: .relaxed)
+                        } else {
+                            queues[i].call!.recordSuppressed()
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                do {
+                    _ = try waitUntil({
+                        if stop.load(ordering: .relaxed) { return true }
+                        for i in queues.indices where queues[i].device.hasAvailable() { return true }
+                        return false
+                    }, on: &kick, timeoutNanoseconds: deviceStopCheckNanoseconds,
+                    enableNotifications: { for i in queues.indices { _ = queues[i].device.enableKicks() } },
+                    disableNotifications: { for i in queues.indices { queues[i].device.disableKicks() } })
+                    counters.wakeups.wrappingIncrement(ordering: .relaxed)
+                } catch {
+                    return "kick: \(error)"
+                }
+            }
+        }
+    } catch {
+        return "device: \(error)"
+    }
+    return nil
+}

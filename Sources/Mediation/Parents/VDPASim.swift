@@ -1,0 +1,130 @@
+// vdpa_sim: the software reference parent. Differs from hardware parents in having no
+// notify area (a kick is kick_vq, which queues work for the worker thread under a lock),
+// translating every descriptor, indirect table and payload address through a software
+// IOTLB (set_map / dma_map), copying each payload through a device-side buffer (vringh
+// pull/push), raising interrupts by callback from the worker, and supporting get/set
+// queue state, suspend and resume.
+//
+// Modelled: nothing. Every cost of this parent is a real code path on this machine
+// (Linux's vdpa_sim is itself software); the worker-wakeup cost is the doorbell's own.
+
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
+    public let core: VDPADeviceCore<Bell>
+    public let counters = NetDeviceCounters()
+    public let deviceCPU: Int32?
+    private var thread: NetDeviceThread<Bell, SoftwareIOTLBMemory>?
+    /// IOTLB lookups that hit, summed over every device half that has stopped.
+    public private(set) var iotlbHits: UInt64 = 0
+
+    public static var parentName: String { "vdpa_sim" }
+    public static var dmaModel: DMAModel { .onChip }
+    public static var supportedOps: Set<ConfigOp> {
+        ConfigOp.mandatory.union([.getVQState, .setVQState, .suspend, .resume, .setMap, .dmaMap, .dmaUnmap])
+    }
+    public static var modelParameters: [ModelParameter] { [] }
+
+    public static var offeredFeatures: VirtioFeatures {
+        VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform]).union(NetConfig.netFeatures)
+    }
+
+    public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil,
+                bell: Bell.Configuration, deviceCPU: Int32? = nil, maxQueueSize: Int = 1024) throws(MediationError) {
+        let queues = 2 * Int(max(config.maxQueuePairs, 1))
+        core = try VDPADeviceCore(identity: DeviceIdentity(name: name, classID: .net, vendorID: 0, queueCount: queues,
+                                                            maxQueueSize: maxQueueSize),
+                                  deviceFeatures: features ?? Self.offeredFeatures, config: config, bell: bell)
+        self.deviceCPU = deviceCPU
+    }
+
+    public func startDevice() throws(MediationError) {
+        let (iotlb, physical) = core.withState { ($0.iotlb, $0.physicalMemory) }
+        guard let physical else { throw .noAddressSpace(parent: Self.parentName) }
+        thread = try core.startNetDevice(memory: SoftwareIOTLBMemory(iotlb: iotlb, physical: physical),
+                                         behaviour: NetDeviceBehaviour(copiesPayload: true), cpu: deviceCPU, counters: counters)
+    }
+
+    public func stopDevice() {
+        guard let t = thread else { return }
+        let stop = t.stop()
+        for m in stop.memories { iotlbHits &+= m.iotlb.hits }
+        core.absorb(stop)
+        thread = nil
+    }
+
+    /// kick_vq: queue the worker's work. Ignored (as Linux does) when the device is not
+    /// running; the lock is the work queue's.
+    public func kickVQ(_ queue: UInt16) throws(MediationError) {
+        try core.withState { (s) throws(MediationError) in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard s.running, s.queues[Int(queue)].ready else { return }
+            do throws(DoorbellError) { try s.kickNotifier!.notify() } catch { throw .doorbell(error) }
+        }
+    }
+
+    public func suspend() throws(MediationError) {
+        guard core.withState({ $0.running }) else { return }
+        stopDevice()
+        core.withState { $0.suspended = true }
+    }
+
+    public func resume() throws(MediationError) {
+        guard core.withState({ $0.suspended && $0.machine.isLive }) else { return }
+        core.withState { $0.suspended = false }
+        try startDevice()
+    }
+
+    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState {
+        try core.withState { (s) throws(MediationError) -> VDPAQueueState in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
+            if let st = s.queues[Int(queue)].state { return st }
+            return s.machine.driverFeatures.contains(.ringPacked) ? .packed(PackedQueueState()) : .split(SplitQueueState())
+        }
+    }
+
+    public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
+        try core.withState { (s) throws(MediationError) in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
+            let packed = s.machine.driverFeatures.contains(.ringPacked)
+            let size = s.queues[Int(queue)].size ?? core.identity.maxQueueSize
+            do {
+                switch state {
+                case let .split(st) where !packed: try st.validate(queue: queue, queueSize: size)
+                case let .packed(st) where packed: try st.validate(queue: queue, queueSize: size)
+                default: throw MediationError.invalidQueueState(queue: queue, reason: "state layout does not match the negotiated ring")
+                }
+            } catch let e as VirtqueueError {
+                throw .invalidQueueState(queue: queue, reason: "\(e)")
+            } catch let e as MediationError {
+                throw e
+            } catch {
+                throw .invalidQueueState(queue: queue, reason: "\(error)")
+            }
+            s.queues[Int(queue)].state = state
+        }
+    }
+
+    public func setMap(_ mappings: [IOTLB.Mapping]) throws(MediationError) {
+        try editIOTLB(.setMap) { (t) throws(MemoryError) in try t.setMap(mappings) }
+    }
+
+    public func dmaMap(_ mapping: IOTLB.Mapping) throws(MediationError) {
+        try editIOTLB(.dmaMap) { (t) throws(MemoryError) in try t.map(mapping) }
+    }
+
+    public func dmaUnmap(iova: UInt64, size: UInt64) throws(MediationError) {
+        try editIOTLB(.dmaUnmap) { (t) throws(MemoryError) in _ = try t.unmap(iova: iova, size: size) }
+    }
+
+    private func editIOTLB(_ op: ConfigOp, _ edit: (inout IOTLB) throws(MemoryError) -> Void) throws(MediationError) {
+        try core.withState { (s) throws(MediationError) in
+            guard !s.running else { throw .mappingChangeWhileRunning(op: op) }
+            do throws(MemoryError) { try edit(&s.iotlb) } catch { throw .mapping(error) }
+        }
+    }
+}

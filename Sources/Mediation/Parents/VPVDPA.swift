@@ -1,0 +1,116 @@
+// vp_vdpa: a standard virtio-pci device presented as a vDPA device. Differs from the
+// others in doing nothing in the datapath: control ops become common-config register
+// writes, the notify area is passed through (the driver's kick is a store to the device's
+// own doorbell), each queue has its own interrupt vector with bypass, DMA goes through
+// the platform IOMMU, and there is no suspend (queue state: the initial state only).
+//
+// Modelled (cannot be real here; reported as modelled, not added to measured times):
+// - pcie_doorbell_write_ns = 200: a posted MMIO write's flight to the device (PCIe
+//   posted-write latency, typically 100–300 ns on current root complexes; Intel
+//   "PCIe Latency" measurements, Neugebauer et al., "Understanding PCIe performance
+//   for end host networking", SIGCOMM 2018).
+// - msix_interrupt_delivery_ns = 1000: MSI-X message to a host vector handler
+//   (same SIGCOMM 2018 paper; interrupt bypass via posted interrupts avoids a VM exit).
+// - common_cfg_write_ns = 200: each control-path register write (same PCIe source).
+
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
+    public let core: VDPADeviceCore<Bell>
+    public let counters = NetDeviceCounters()
+    public let deviceCPU: Int32?
+    private var thread: NetDeviceThread<Bell, GuestMemory>?
+    /// Register writes the control path made (queue_select + value per queue op, status writes).
+    public private(set) var commonConfigWrites = 0
+    private var everStarted = false
+
+    public static var parentName: String { "vp_vdpa" }
+    public static var dmaModel: DMAModel { .platformIOMMU }
+    public static var supportedOps: Set<ConfigOp> {
+        ConfigOp.mandatory.union([.kickVQWithData, .getVQNotification, .getVQIRQ, .getVQState, .setVQState])
+    }
+    public static var modelParameters: [ModelParameter] {
+        [ModelParameter(name: "pcie_doorbell_write_ns", value: 200, unit: "ns",
+                        source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018 (PCIe performance for end-host networking)"),
+         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
+                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018"),
+         ModelParameter(name: "common_cfg_write_ns", value: 200, unit: "ns",
+                        source: "virtio-pci common config register write (PCIe posted write), same source")]
+    }
+
+    /// The device features a virtio-pci net device offers here.
+    public static var offeredFeatures: VirtioFeatures {
+        VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform, .notificationData])
+            .union(NetConfig.netFeatures)
+    }
+
+    public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil,
+                bell: Bell.Configuration, deviceCPU: Int32? = nil, maxQueueSize: Int = 1024) throws(MediationError) {
+        let queues = 2 * Int(max(config.maxQueuePairs, 1))
+        core = try VDPADeviceCore(identity: DeviceIdentity(name: name, classID: .net, vendorID: 0x1AF4, queueCount: queues,
+                                                            maxQueueSize: maxQueueSize),
+                                  deviceFeatures: features ?? Self.offeredFeatures, config: config, bell: bell)
+        self.deviceCPU = deviceCPU
+    }
+
+    public func startDevice() throws(MediationError) {
+        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let queues = core.withState { s in s.queues.filter(\.ready).count }
+        // Per ready queue: queue_select, queue_size, three area addresses, msix vector, enable; then status.
+        commonConfigWrites += queues * 7 + 1
+        thread = try core.startNetDevice(memory: memory, behaviour: NetDeviceBehaviour(copiesPayload: false),
+                                         cpu: deviceCPU, counters: counters)
+        everStarted = true
+    }
+
+    public func stopDevice() {
+        if let t = thread {
+            core.absorb(t.stop())
+            thread = nil
+        }
+        everStarted = false
+    }
+
+    /// Host-side kick: a write to the queue's notify register, when the notify area is not
+    /// mapped to a driver (vhost relays kicks this way when it cannot map the area).
+    public func kickVQ(_ queue: UInt16) throws(MediationError) {
+        try core.withState { (s) throws(MediationError) in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard s.kickNotifier != nil else { throw .notificationAreaTaken(queue: queue) }
+            do throws(DoorbellError) { try s.kickNotifier!.notify() } catch { throw .doorbell(error) }
+        }
+    }
+
+    public func kickVQWithData(_ data: NotificationData) throws(MediationError) { try kickVQ(data.queue) }
+
+    /// The notify area: the device's doorbell itself, handed to the one driver that maps it.
+    public func getVQNotification(_ queue: UInt16) throws(MediationError) -> Bell.Notifier {
+        try core.withState { (s) throws(MediationError) -> Bell.Notifier in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard let n = s.kickNotifier else { throw .notificationAreaTaken(queue: queue) }
+            s.kickNotifier = nil
+            return n
+        }
+    }
+
+    /// One MSI-X vector per queue (vector 0 is the config interrupt): bypass is possible.
+    public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
+        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
+        return Int(queue) + 1
+    }
+
+    /// A virtio-pci device cannot report where it is: only the initial state, before it ran.
+    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState {
+        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
+        if everStarted { throw .invalidQueueState(queue: queue, reason: "vp_vdpa reports only the initial state; the queue has run") }
+        return core.withState { $0.machine.driverFeatures.contains(.ringPacked) } ? .packed(PackedQueueState()) : .split(SplitQueueState())
+    }
+
+    public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
+        guard state == .split(SplitQueueState()) || state == .packed(PackedQueueState()) else {
+            throw .invalidQueueState(queue: queue, reason: "vp_vdpa accepts only the initial state")
+        }
+    }
+}

@@ -1,0 +1,191 @@
+// The `virtio` bus driver: an in-process virtio driver (our driver halves) brings the
+// device up through the config ops directly, as virtio_vdpa does on bare metal, then
+// drives its rings. Kicks go to the notify area when the parent passes one through, else
+// through kick_vq; interrupts come back on the per-queue callback the driver installed.
+
+import CPlatform
+import Doorbell
+import Glibc
+import Virtqueue
+import VirtioMemory
+
+/// The device's doorbell as the driver thread holds it: one owner, shared by its queues.
+public final class DriverDoorbell<N: DoorbellNotifier>: @unchecked Sendable {
+    @usableFromInline var notifier: N
+    init(_ n: N) { notifier = n }
+}
+
+/// A queue's kick as the driver sees it: a store to the passed-through doorbell, or a
+/// kick_vq call into the parent (which may trap to a worker).
+public struct VirtioKick<P: VDPAConfigOps>: DoorbellNotifier {
+    @usableFromInline let device: P
+    @usableFromInline let queue: UInt16
+    @usableFromInline let direct: DriverDoorbell<P.Bell.Notifier>?
+    @usableFromInline var tally = DoorbellCounters()
+    public var counters: DoorbellCounters { tally }
+
+    @inlinable
+    public mutating func notify() throws(DoorbellError) {
+        tally.notificationsSent &+= 1
+        if let d = direct {
+            try d.notifier.notify()
+            return
+        }
+        do throws(MediationError) {
+            try device.kickVQ(queue)
+        } catch {
+            if case let .doorbell(e) = error { throw e }
+            throw .systemCall(name: "kick_vq: \(error)", errno: EIO)
+        }
+    }
+
+    public mutating func recordSuppressed() { tally.notificationsSuppressed &+= 1 }
+
+    /// Whether kicks reach the device's doorbell directly.
+    public var isPassthrough: Bool { direct != nil }
+}
+
+/// One queue the driver owns after bring-up.
+public struct VirtioQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> {
+    public let index: UInt16
+    public var driver: Driver
+    public var kick: VirtioKick<P>
+    public var call: P.Bell.Waiter
+    /// Device-visible (DMA) address and host pointer of each buffer.
+    public let bufferAddresses: [UInt64]
+    public let bufferHosts: [UnsafeMutableRawPointer]
+    public let bufferSize: Int
+    /// get_vq_irq answered: the interrupt can bypass the mediator.
+    public let interruptBypass: Bool
+}
+
+/// A device bound to the virtio bus driver, with its queues set up.
+public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
+    public let device: P
+    public let bus: VDPABus
+    public let features: VirtioFeatures
+    public let layout: RingLayoutKind
+    public private(set) var timings: [LifecycleTiming] = []
+    /// Memory behind each queue (kept alive while bound).
+    public let arenas: [UInt16: QueueArena]
+    private var splitQueues: [UInt16: VirtioQueue<SplitDriver, P>] = [:]
+    private var packedQueues: [UInt16: VirtioQueue<PackedDriver, P>] = [:]
+
+    /// IOVA of queue `q`'s arena: queues get disjoint device-visible windows.
+    public static func iovaBase(_ q: UInt16) -> UInt64 { 0x1_0000_0000 &* (UInt64(q) &+ 1) }
+    /// Physical address of queue `q`'s arena in an on-chip-IOMMU parent's address space:
+    /// deliberately not the IOVA, so a missed translation cannot pass unnoticed.
+    public static func physicalBase(_ q: UInt16) -> UInt64 { 0x10_0000_0000 &+ 0x1_0000_0000 &* UInt64(q) }
+
+    /// Binds `device` and brings it up: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK
+    /// (re-read), address space, each queue, DRIVER_OK (virtio 1.2 §3.1.1).
+    public init(device: P, bus: VDPABus, layout: RingLayoutKind, queues: [UInt16], queueSize: Int, bufferSize: Int = 2048,
+                wantedFeatures: VirtioFeatures = [.version1, .indirectDescriptors, .eventIndex, .accessPlatform],
+                callBell: P.Bell.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current) throws {
+        self.device = device
+        self.bus = bus
+        self.layout = layout
+        var timings: [LifecycleTiming] = []
+        let t0 = cplatform_monotonic_ns()
+        try timed("bind", into: &timings) { () throws(MediationError) in try bus.claim(device, driver: BusDriver.virtio.name) }
+        do {
+            var arenas: [UInt16: QueueArena] = [:]
+            for q in queues {
+                arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy)
+            }
+            self.arenas = arenas
+            device.reset()
+            try device.setStatus(.acknowledge)
+            try device.setStatus([.acknowledge, .driver])
+            var wanted = wantedFeatures.union(.version1)
+            if layout == .packed { wanted.insert(.ringPacked) }
+            let negotiated = wanted.intersection(device.getDeviceFeatures())
+            try device.setDriverFeatures(negotiated)
+            try device.setStatus([.acknowledge, .driver, .featuresOK])
+            guard device.getStatus().contains(.featuresOK) else { throw MediationError.featuresRefused(driverFeatures: negotiated.rawValue) }
+            features = negotiated
+
+            // Address space: the driver's DMA addresses are IOVAs in per-queue windows.
+            var iovaRegions: [GuestRegion] = []
+            var physicalRegions: [GuestRegion] = []
+            var mappings: [IOTLB.Mapping] = []
+            for q in queues {
+                let r = arenas[q]!.region
+                iovaRegions.append(GuestRegion(gpa: Self.iovaBase(q), size: UInt64(r.size), host: r.base))
+                physicalRegions.append(GuestRegion(gpa: Self.physicalBase(q), size: UInt64(r.size), host: r.base))
+                mappings.append(IOTLB.Mapping(iova: Self.iovaBase(q), size: UInt64(r.size), gpa: Self.physicalBase(q)))
+            }
+            let iovaSpace = try GuestMemory(regions: iovaRegions)
+            let physicalSpace = try GuestMemory(regions: physicalRegions)
+            try timed("dma_setup", into: &timings) { () throws(MediationError) in
+                switch P.dmaModel {
+                case .platformIOMMU:
+                    device.core.attachPlatformIOMMU(iovaSpace)
+                case .onChip:
+                    device.core.attachPhysicalMemory(physicalSpace)
+                    try device.setMap(mappings)
+                }
+            }
+
+            // The notify area, when passed through, is mapped once and shared by the queues.
+            var direct: DriverDoorbell<P.Bell.Notifier>?
+            if P.supportedOps.contains(.getVQNotification), let first = queues.first {
+                direct = DriverDoorbell(try device.getVQNotification(first))
+            }
+            for q in queues {
+                let arena = arenas[q]!
+                let shift = Self.iovaBase(q) &- arena.ringGPA
+                let memory = try GuestMemory(regions: [GuestRegion(gpa: Self.iovaBase(q), size: UInt64(arena.region.size),
+                                                                   host: arena.region.base)])
+                let pool = IndirectPool(gpa: arena.indirectGPA &+ shift, entriesPerTable: arena.indirectEntries)
+                try device.setVQNum(q, queueSize)
+                let addresses: RingAddresses
+                switch layout {
+                case .split: addresses = try SplitLayout(queueSize: queueSize).addresses(at: Self.iovaBase(q))
+                case .packed: addresses = try PackedLayout(queueSize: queueSize).addresses(at: Self.iovaBase(q))
+                }
+                try device.setVQAddress(q, addresses)
+                let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
+                try device.setVQCallback(q, callN)
+                let bypass = (try? device.getVQIRQ(q)) != nil
+                let kick = VirtioKick(device: device, queue: q, direct: direct)
+                let dma = (0..<arena.bufferCount).map { arena.bufferAddress($0) &+ shift }
+                let hosts = (0..<arena.bufferCount).map { arena.bufferHost($0) }
+                switch layout {
+                case .split:
+                    let d = try SplitDriver(queue: q, layout: SplitLayout(queueSize: queueSize), addresses: addresses,
+                                            memory: memory, features: negotiated, indirectPool: pool)
+                    splitQueues[q] = VirtioQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
+                                                 bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                case .packed:
+                    let d = try PackedDriver(queue: q, layout: PackedLayout(queueSize: queueSize), addresses: addresses,
+                                             memory: memory, features: negotiated, indirectPool: pool)
+                    packedQueues[q] = VirtioQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
+                                                  bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                }
+                try device.setVQReady(q, true)
+            }
+            try timed("driver_ok", into: &timings) { () throws(MediationError) in
+                try device.setStatus([.acknowledge, .driver, .featuresOK, .driverOK])
+            }
+        } catch {
+            device.reset()
+            bus.release(device)
+            throw error
+        }
+        timings.append(LifecycleTiming(operation: "bring_up", nanoseconds: cplatform_monotonic_ns() &- t0))
+        self.timings = timings
+    }
+
+    /// Hands the split queue `q` to the thread that will drive it (once).
+    public func takeSplitQueue(_ q: UInt16) -> VirtioQueue<SplitDriver, P>? { splitQueues.removeValue(forKey: q) }
+    public func takePackedQueue(_ q: UInt16) -> VirtioQueue<PackedDriver, P>? { packedQueues.removeValue(forKey: q) }
+
+    /// Resets the device (stopping its thread) and releases it from the bus.
+    public func unbind() {
+        let t0 = cplatform_monotonic_ns()
+        device.reset()
+        bus.release(device)
+        timings.append(LifecycleTiming(operation: "unbind", nanoseconds: cplatform_monotonic_ns() &- t0))
+    }
+}

@@ -1,0 +1,108 @@
+// A scenario with a mediator: the parent's simulated device on the device CPU, bound to
+// the virtio bus driver, our driver half on the driver CPU transmitting through it. The
+// doorbell id picks the parent's device doorbell type here, once, so the loop is specialised.
+
+import CPlatform
+import Doorbell
+import Histogram
+import Mediation
+import Virtqueue
+import VirtioMemory
+
+public enum MediatedRun {
+    /// Mediators the runner can measure, and the doorbells their devices can use.
+    public static let mediators = ["vp_vdpa", "vdpa_sim"]
+    static let doorbells = ["busy-poll", "eventfd", "futex", "hybrid-eventfd"]
+
+    public static func unavailability(mediator: String, doorbell: String) -> String? {
+        guard mediators.contains(mediator) else { return "mediator '\(mediator)' is not built yet" }
+        guard doorbells.contains(doorbell) else {
+            return "mediator \(mediator) runs its device with one of \(doorbells.joined(separator: ", ")), not '\(doorbell)'"
+        }
+        return nil
+    }
+
+    /// The parent's model parameters, as results carry them.
+    public static func modelled(_ mediator: String) -> [ScenarioResult.ModelledParameter] {
+        let params = mediator == "vp_vdpa" ? VPVDPA<EventfdDoorbell>.modelParameters : VDPASim<EventfdDoorbell>.modelParameters
+        return params.map { .init(parameter: $0.name, value: $0.value, source: "\($0.unit); \($0.source)") }
+    }
+
+    struct Outcome {
+        var datapath: DatapathOutcome
+        var controlPath: [String: Double]
+    }
+
+    static func run(_ id: ScenarioID, backing: MemoryBacking, descriptors: Int, mode: DatapathMode,
+                    placement: ThreadPlacement, probe: DoorbellProbe) throws -> Outcome {
+        let spin = DoorbellDispatch.hybridSpinNanoseconds
+        switch id.doorbell {
+        case "busy-poll": return try run(BusyPollDoorbell.self, .allocated, id, backing, descriptors, mode, placement, probe)
+        case "eventfd": return try run(EventfdDoorbell.self, (), id, backing, descriptors, mode, placement, probe)
+        case "futex": return try run(FutexDoorbell.self, FutexConfiguration(), id, backing, descriptors, mode, placement, probe)
+        case "hybrid-eventfd":
+            return try run(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: spin), id, backing, descriptors, mode, placement, probe)
+        default:
+            throw ScenarioError.unknownValue(part: "doorbell", value: id.doorbell, known: doorbells)
+        }
+    }
+
+    static func run<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
+                                 _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
+                                 _ probe: DoorbellProbe) throws -> Outcome {
+        switch id.mediator {
+        case "vp_vdpa":
+            return try run(VPVDPA<B>(name: "vdpa0", bell: configuration, deviceCPU: placement.deviceCPU),
+                           configuration, id, backing, descriptors, mode, placement, probe)
+        case "vdpa_sim":
+            return try run(VDPASim<B>(name: "vdpa0", bell: configuration, deviceCPU: placement.deviceCPU),
+                           configuration, id, backing, descriptors, mode, placement, probe)
+        default:
+            throw ScenarioError.unknownValue(part: "mediator", value: id.mediator, known: ["none"] + mediators)
+        }
+    }
+
+    static func run<P: VDPAConfigOps>(_ device: P, _ configuration: P.Bell.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
+                                      _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
+                                      _ probe: DoorbellProbe) throws -> Outcome {
+        let layout = RingLayoutKind(rawValue: id.layout) ?? .split
+        // Queue 1 is virtio-net's first transmit queue: the scenario is the TX direction.
+        let binding = try VirtioBinding(device: device, bus: VDPABus(), layout: layout, queues: [1], queueSize: id.queueSize,
+                                        bufferSize: max(64, id.payloadBytes), callBell: configuration,
+                                        policy: .require(backing), probe: probe)
+        defer { binding.unbind() }
+        let traffic: TrafficOutcome
+        switch layout {
+        case .split: traffic = try drive(binding.takeSplitQueue(1)!, id, descriptors, mode, placement)
+        case .packed: traffic = try drive(binding.takePackedQueue(1)!, id, descriptors, mode, placement)
+        }
+        var out = DatapathOutcome()
+        out.descriptors = traffic.packets
+        out.nanoseconds = traffic.nanoseconds
+        out.driverCPUNanoseconds = traffic.driverCPUNanoseconds
+        out.kick = traffic.kick
+        out.call = traffic.call
+        out.errors = traffic.errors
+        if mode == .latency {
+            var h = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+            for t in traffic.roundTrips { _ = h.record(t) }
+            out.roundTrips = h
+        }
+        var control: [String: Double] = [:]
+        for t in binding.timings { control[t.operation] = Double(t.nanoseconds) }
+        return Outcome(datapath: out, controlPath: control)
+    }
+
+    /// Runs the driver loop on the driver CPU.
+    static func drive<D: VirtqueueDriverHalf, P: VDPAConfigOps>(_ queue: VirtioQueue<D, P>, _ id: ScenarioID, _ descriptors: Int,
+                                                                _ mode: DatapathMode, _ placement: ThreadPlacement) throws -> TrafficOutcome {
+        let slot = Slot((queue, TrafficOutcome()))
+        let thread = try PinnedThread(cpu: placement.driverCPU) {
+            var q = slot.value.0
+            slot.value.1 = q.transmit(packets: descriptors, payloadBytes: id.payloadBytes, batch: id.batch, latency: mode == .latency,
+                                      stampsPayload: false)
+        }
+        thread.join()
+        return slot.value.1
+    }
+}
