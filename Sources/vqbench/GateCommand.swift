@@ -37,11 +37,10 @@ struct GateCommand: ParsableCommand {
             let rerun = try Gate.measure(again, ratios: true) { if !json { print($0) } }
             let second = Gate.judge(observed: rerun, baseline: base, options: options)
             for (i, check) in outcome.checks.enumerated() where unsure.contains(check) {
+                // The re-run decides: pass, inconclusive again, or a regression whose whole
+                // interval is again beyond the tolerance.
                 if let replacement = second.checks.first(where: { $0.check == check.check }) {
-                    // Still out after the re-run: a regression only if both runs said so.
-                    var merged = replacement
-                    if check.verdict != replacement.verdict { merged.verdict = "inconclusive" }
-                    outcome.checks[i] = merged
+                    outcome.checks[i] = replacement
                 }
             }
             outcome = Gate.judge(observed: outcome.observed, baseline: base, options: options).withChecks(outcome.checks)
