@@ -47,8 +47,8 @@ struct ScenarioIDTests {
         #expect(Set(ids.map { "\($0.queueSize)/\($0.batch)/\($0.payloadBytes)" }) == ["256/32/64"])
     }
 
-    @Test func quickSuiteMeasuresEachParentNextToItsBareRing() {
-        let ids = Suite.quick.scenarios(memory: "thp")
+    @Test func standardSuiteMeasuresEachParentNextToItsBareRing() {
+        let ids = Suite.standard.scenarios(memory: "thp")
         for mediator in ["vp_vdpa", "vdpa_sim"] {
             let mediated = ids.filter { $0.mediator == mediator }
             #expect(Set(mediated.map(\.layout)) == ["split", "packed"])

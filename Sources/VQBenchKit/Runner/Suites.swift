@@ -12,7 +12,7 @@ public enum Suite: String, CaseIterable, Sendable {
     /// Doorbell ids a suite measures. "poll" is no notification at all: both sides poll the ring.
     static let quickDoorbells = ["poll", "busy-poll", "eventfd", "io_uring-msgring", "io_uring-msgring-busy", "futex", "hybrid-eventfd"]
     static let allDoorbells = ["poll"] + DoorbellTransport.all.map(\.id)
-    static let quickMediators = ["vp_vdpa", "vdpa_sim"]
+    static let mediators = ["vp_vdpa", "vdpa_sim"]
 
     /// The scenarios of this suite on a machine whose best ring memory is `memory`.
     public func scenarios(memory: String) -> [ScenarioID] {
@@ -23,15 +23,17 @@ public enum Suite: String, CaseIterable, Sendable {
                 for doorbell in Self.quickDoorbells {
                     ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, memory: memory))
                 }
-                // Each parent at one setting, on its fastest doorbell (a polled device
-                // doorbell: a passthrough notify store for vp_vdpa, the worker's wake for
-                // vdpa_sim), next to the bare ring with the same doorbell for ratio_to_bare.
-                for mediator in Self.quickMediators {
-                    ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory))
-                }
             }
         case .standard:
             for layout in RingLayoutKind.allCases {
+                // Each parent at one setting, on its fastest doorbell (a polled device
+                // doorbell: a passthrough notify store for vp_vdpa, the worker's wake for
+                // vdpa_sim), next to the bare ring with the same doorbell for ratio_to_bare.
+                // They join the quick suite once their datapath is tuned (issue 5: vp_vdpa
+                // passthrough should be within a few per cent of bare; it is not yet).
+                for mediator in Self.mediators {
+                    ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory))
+                }
                 for doorbell in Self.quickDoorbells {
                     for batch in [1, 8, 32] {
                         ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, batch: batch, memory: memory))
