@@ -2,6 +2,8 @@
 // totals and the per-buffer rules of a chain the device reads (§2.7.4, §2.7.5.3.1), the
 // check a driver makes before posting one, and how a ring area becomes memory.
 
+import VirtioMemory
+
 /// Running totals while the device reads a chain.
 @usableFromInline
 struct ChainWalk {
@@ -47,6 +49,24 @@ struct ChainWalk {
         segments &+= 1
     }
 
+    /// An indirect table's memory (§2.7.5.3, §2.8.19): a non-zero multiple of 16 bytes that
+    /// lies in device-visible memory. Marks the chain indirect.
+    @inlinable
+    mutating func indirectTable<Memory: DeviceMemory>(address: UInt64, length: UInt32, memory: inout Memory,
+                                                     queue: UInt16) throws(VirtqueueError) -> UnsafeMutableRawPointer {
+        guard length > 0, length % 16 == 0 else {
+            throw .indirectTableLength(queue: queue, head: head, length: length)
+        }
+        let table: UnsafeMutableRawPointer
+        do {
+            table = try memory.translate(address, length: length, deviceWrites: false)
+        } catch {
+            throw .bufferOutsideMemory(queue: queue, head: head, gpa: address, length: length, cause: error)
+        }
+        indirect = true
+        return table
+    }
+
     /// The chain as the device half reports it.
     @inlinable
     func chain(id: UInt16) -> Chain {
@@ -79,4 +99,14 @@ func ringArea<Memory: DeviceMemory>(_ memory: inout Memory, _ address: UInt64, _
     } catch {
         throw .ringAreaOutsideMemory(queue: queue, area: name, cause: error)
     }
+}
+
+/// The driver's indirect tables, when VIRTIO_F_INDIRECT_DESC is negotiated and a pool given:
+/// host pointer, guest address and entries per table (nil, 0, 0 otherwise).
+func attachIndirectPool(_ pool: IndirectPool?, features: VirtioFeatures, memory: inout GuestMemory,
+                        queueSize: Int, queue: UInt16) throws(VirtqueueError) -> (UnsafeMutableRawPointer?, UInt64, Int) {
+    guard let pool, features.contains(.indirectDescriptors) else { return (nil, 0, 0) }
+    let host = try ringArea(&memory, pool.gpa, IndirectPool.bytes(queueSize: queueSize, entriesPerTable: pool.entriesPerTable),
+                            16, deviceWrites: false, "indirect table pool", queue)
+    return (host, pool.gpa, pool.entriesPerTable)
 }

@@ -212,16 +212,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @inlinable
     mutating func readIndirectTable(address: UInt64, length: UInt32, walk: inout ChainWalk) throws(VirtqueueError) {
         let head = walk.head
-        guard length > 0, length % 16 == 0 else {
-            throw .indirectTableLength(queue: queueIndex, head: head, length: length)
-        }
-        let table: UnsafeMutableRawPointer
-        do {
-            table = try memory.translate(address, length: length, deviceWrites: false)
-        } catch {
-            throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
-        }
-        walk.indirect = true
+        let table = try walk.indirectTable(address: address, length: length, memory: &memory, queue: queueIndex)
         for i in 0..<Int(length / 16) {
             let d = table + i &* 16
             let flags = d.loadLE16(14)

@@ -77,16 +77,8 @@ public struct PackedDriver: @unchecked Sendable {
         writableBytes = (storage.base + 2 * n).bindMemory(to: UInt32.self, capacity: n)
         freeIds = (storage.base + 6 * n).bindMemory(to: UInt16.self, capacity: n)
         for i in 0..<n { freeIds[i] = UInt16(truncatingIfNeeded: n - 1 - i) }
-        if let pool = indirectPool, features.contains(.indirectDescriptors) {
-            indirectHost = try ringArea(&guest, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
-                                                16, deviceWrites: false, "indirect table pool", queue)
-            indirectGPA = pool.gpa
-            indirectEntries = pool.entriesPerTable
-        } else {
-            indirectHost = nil
-            indirectGPA = 0
-            indirectEntries = 0
-        }
+        (indirectHost, indirectGPA, indirectEntries) =
+            try attachIndirectPool(indirectPool, features: features, memory: &guest, queueSize: n, queue: queue)
         descriptors.initializeMemory(as: UInt8.self, repeating: 0, count: layout.descriptorRingSize)
         driverEvent.initializeMemory(as: UInt8.self, repeating: 0, count: PackedLayout.eventSuppressionSize)
         deviceEvent.initializeMemory(as: UInt8.self, repeating: 0, count: PackedLayout.eventSuppressionSize)

@@ -185,16 +185,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @inlinable
     mutating func readIndirectTable(address: UInt64, length: UInt32, walk: inout ChainWalk) throws(VirtqueueError) {
         let head = walk.head
-        guard length > 0, length % 16 == 0 else {
-            throw .indirectTableLength(queue: queueIndex, head: head, length: length)
-        }
-        let table: UnsafeMutableRawPointer
-        do {
-            table = try memory.translate(address, length: length, deviceWrites: false)
-        } catch {
-            throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
-        }
-        walk.indirect = true
+        let table = try walk.indirectTable(address: address, length: length, memory: &memory, queue: queueIndex)
         let entries = Int(length / 16)
         var i = 0
         var visited = 0

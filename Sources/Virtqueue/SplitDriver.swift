@@ -86,16 +86,8 @@ public struct SplitDriver: @unchecked Sendable {
         writableBytes = (storage.base + 4 * n).bindMemory(to: UInt32.self, capacity: n)
         for i in 0..<n { next[i] = UInt16(truncatingIfNeeded: (i + 1) & (n - 1)) }
 
-        if let pool = indirectPool, features.contains(.indirectDescriptors) {
-            indirectHost = try ringArea(&guest, pool.gpa, IndirectPool.bytes(queueSize: n, entriesPerTable: pool.entriesPerTable),
-                                         16, deviceWrites: false, "indirect table pool", queue)
-            indirectGPA = pool.gpa
-            indirectEntries = pool.entriesPerTable
-        } else {
-            indirectHost = nil
-            indirectGPA = 0
-            indirectEntries = 0
-        }
+        (indirectHost, indirectGPA, indirectEntries) =
+            try attachIndirectPool(indirectPool, features: features, memory: &guest, queueSize: n, queue: queue)
         descriptors.initializeMemory(as: UInt8.self, repeating: 0, count: layout.descriptorTableSize)
         available.initializeMemory(as: UInt8.self, repeating: 0, count: layout.availableRingSize)
         used.initializeMemory(as: UInt8.self, repeating: 0, count: layout.usedRingSize)
