@@ -50,6 +50,7 @@ extension VirtioQueue {
 
     /// Transmits `packets` packets of `payloadBytes`, each stamped with its number, in
     /// batches; `latency` keeps one batch in flight and times each round trip.
+    @inlinable
     public mutating func transmit(packets: Int, payloadBytes: Int, batch: Int, latency: Bool = false,
                                   firstSequence: UInt64 = 0, stampsPayload: Bool = true) -> TrafficOutcome {
         var out = TrafficOutcome()
