@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "VirtqueueTests",
             dependencies: [
-                "Virtqueue", "VirtioMemory", "CVirtioUAPI", "CPlatform",
+                "Virtqueue", "VirtioMemory", "Doorbell", "CVirtioUAPI", "CPlatform",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: swiftSettings

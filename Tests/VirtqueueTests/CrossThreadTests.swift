@@ -3,6 +3,7 @@
 // replaced mid-stream by one restored from the saved queue state loses nothing.
 
 import Atomics
+import Doorbell
 import Testing
 import VirtioMemory
 @testable import Virtqueue
@@ -38,7 +39,7 @@ final class StressBox<T>: @unchecked Sendable { var value: T; init(_ v: T) { val
 func runStress<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
     arena: QueueArena, driver: Driver, device: Device, count: Int, batch: Int,
     restoreEvery: Int, restore: @escaping @Sendable (inout Device) throws -> Void
-) -> StressReport {
+) throws -> StressReport {
     let n = arena.queueSize
     let driverBox = StressBox(driver)
     let deviceBox = StressBox(device)
@@ -46,7 +47,7 @@ func runStress<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
     let deviceReport = StressBox(StressReport())
     let (cpuA, cpuB) = twoCPUs()
 
-    let driverThread = TestThread(cpu: cpuA) {
+    let driverThread = try PinnedThread(cpu: cpuA) {
         var d = driverBox.value
         var r = StressReport()
         var slotOf = [Int](repeating: -1, count: n)
@@ -94,7 +95,7 @@ func runStress<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
         driverReport.value = r
     }
 
-    let deviceThread = TestThread(cpu: cpuB) {
+    let deviceThread = try PinnedThread(cpu: cpuB) {
         var v = deviceBox.value
         var r = StressReport()
         var expected: UInt64 = 0
@@ -163,11 +164,11 @@ struct CrossThreadTests {
         let report: StressReport
         switch layout {
         case .split:
-            report = runStress(arena: arena, driver: try arena.splitDriver(features: features),
+            report = try runStress(arena: arena, driver: try arena.splitDriver(features: features),
                                device: try arena.splitDevice(features: features),
                                count: stressDescriptors, batch: 32, restoreEvery: 0) { _ in }
         case .packed:
-            report = runStress(arena: arena, driver: try arena.packedDriver(features: features),
+            report = try runStress(arena: arena, driver: try arena.packedDriver(features: features),
                                device: try arena.packedDevice(features: features),
                                count: stressDescriptors, batch: 32, restoreEvery: 0) { _ in }
         }
@@ -187,14 +188,14 @@ struct CrossThreadTests {
         switch layout {
         case .split:
             let features: VirtioFeatures = [.version1, .eventIndex]
-            report = runStress(arena: arena, driver: try arena.splitDriver(features: features),
+            report = try runStress(arena: arena, driver: try arena.splitDriver(features: features),
                                device: try arena.splitDevice(features: features),
                                count: count, batch: 8, restoreEvery: 9_973) { device in
                 device = try arena.splitDevice(features: features, state: device.state)
             }
         case .packed:
             let features: VirtioFeatures = [.version1, .ringPacked, .eventIndex]
-            report = runStress(arena: arena, driver: try arena.packedDriver(features: features),
+            report = try runStress(arena: arena, driver: try arena.packedDriver(features: features),
                                device: try arena.packedDevice(features: features),
                                count: count, batch: 8, restoreEvery: 9_973) { device in
                 device = try arena.packedDevice(features: features, state: device.state)

@@ -1,31 +1,10 @@
-// Two threads for the cross-thread tests: each pinned to its own CPU when there are two.
+// Helpers for the cross-thread tests (threads come from Doorbell.PinnedThread): which
+// CPUs to pin to, a polite backoff, and a deadline so nothing can hang the suite.
 
 import CPlatform
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A started thread that can be joined once.
-final class TestThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
-    let cpu: Int32?
-
-    init(cpu: Int32?, _ body: @escaping () -> Void) {
-        self.body = body
-        self.cpu = cpu
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<TestThread>.fromOpaque(arg!).takeRetainedValue()
-            if let cpu = me.cpu { _ = cplatform_pin_current_thread(cpu) }
-            me.body()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-    }
-
-    func join() { pthread_join(thread, nil) }
-}
 
 /// CPUs for a driver thread and a device thread: different ones when the machine has two.
 func twoCPUs() -> (Int32?, Int32?) {
