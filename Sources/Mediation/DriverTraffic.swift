@@ -26,7 +26,7 @@ public struct TrafficOutcome: Sendable {
 /// How long the driver waits for an interrupt before declaring it lost.
 public let lostInterruptTimeoutNanoseconds: UInt64 = 5_000_000_000
 
-extension VirtioQueue {
+extension DriverQueue {
     /// Waits for used buffers on the queue's interrupt, with the sleep protocol.
     @inlinable
     mutating func awaitUsed() -> String? {

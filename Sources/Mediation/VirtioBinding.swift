@@ -45,12 +45,13 @@ public struct VirtioKick<P: VDPAConfigOps>: DoorbellNotifier {
     public var isPassthrough: Bool { direct != nil }
 }
 
-/// One queue the driver owns after bring-up.
-public struct VirtioQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> {
+/// One queue a driver owns after bring-up, whichever binding brought it up: its driver
+/// half, how a kick leaves it, and the interrupt it waits on.
+public struct DriverQueue<Driver: VirtqueueDriverHalf, Kick: DoorbellNotifier, Call: DoorbellWaiter> {
     public let index: UInt16
     public var driver: Driver
-    public var kick: VirtioKick<P>
-    public var call: P.Bell.Waiter
+    public var kick: Kick
+    public var call: Call
     /// Device-visible (DMA) address and host pointer of each buffer.
     public let bufferAddresses: [UInt64]
     public let bufferHosts: [UnsafeMutableRawPointer]
@@ -58,6 +59,9 @@ public struct VirtioQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> {
     /// get_vq_irq answered: the interrupt can bypass the mediator.
     public let interruptBypass: Bool
 }
+
+/// A queue brought up by the `virtio` binding: kicks through the parent.
+public typealias VirtioQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> = DriverQueue<Driver, VirtioKick<P>, P.Bell.Waiter>
 
 /// A device bound to the virtio bus driver, with its queues set up.
 public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {

@@ -10,28 +10,33 @@ import VirtioMemory
 
 let packetCount = 1_000_000
 
+/// Transmits `packets` on `tx` and receives as many on `rx`, checking every packet and that
+/// the device saw every payload byte.
+func exerciseQueues<D: VirtqueueDriverHalf, K: DoorbellNotifier, C: DoorbellWaiter>(
+    rx: inout DriverQueue<D, K, C>, tx: inout DriverQueue<D, K, C>, counters: NetDeviceCounters, packets: Int
+) {
+    let sent = tx.transmit(packets: packets, payloadBytes: 64, batch: 32)
+    #expect(sent.errors == [])
+    #expect(sent.packets == packets)
+    #expect(counters.transmitted.load(ordering: .relaxed) == UInt64(packets))
+    #expect(counters.transmitChecksum.load(ordering: .relaxed) == sent.checksum, "the device saw every payload byte")
+    let got = rx.receive(packets: packets, batch: 32, expectedBytes: 64)
+    #expect(got.errors == [])
+    #expect(got.packets == packets)
+}
+
 /// Transmits on queue 1 and receives on queue 0 through `binding`, checking every packet.
 func exerciseBothDirections<P: VDPAConfigOps>(_ binding: VirtioBinding<P>, counters: NetDeviceCounters, packets: Int,
                                               layout: RingLayoutKind) throws {
-    func run<D: VirtqueueDriverHalf>(_ rx: inout VirtioQueue<D, P>, _ tx: inout VirtioQueue<D, P>) {
-        let sent = tx.transmit(packets: packets, payloadBytes: 64, batch: 32)
-        #expect(sent.errors == [])
-        #expect(sent.packets == packets)
-        #expect(counters.transmitted.load(ordering: .relaxed) == UInt64(packets))
-        #expect(counters.transmitChecksum.load(ordering: .relaxed) == sent.checksum, "the device saw every payload byte")
-        let got = rx.receive(packets: packets, batch: 32, expectedBytes: 64)
-        #expect(got.errors == [])
-        #expect(got.packets == packets)
-    }
     switch layout {
     case .split:
         var rx = try #require(binding.takeSplitQueue(0))
         var tx = try #require(binding.takeSplitQueue(1))
-        run(&rx, &tx)
+        exerciseQueues(rx: &rx, tx: &tx, counters: counters, packets: packets)
     case .packed:
         var rx = try #require(binding.takePackedQueue(0))
         var tx = try #require(binding.takePackedQueue(1))
-        run(&rx, &tx)
+        exerciseQueues(rx: &rx, tx: &tx, counters: counters, packets: packets)
     }
 }
 

@@ -1,0 +1,166 @@
+// The consumer's side of the vhost binding (QEMU's vhost-vdpa front end, or a userspace
+// dataplane): it owns the guest memory (memfd-backed queue arenas), brings the device up
+// with vhost messages only, and then drives its rings with our driver halves. It never
+// touches the parent object: everything it learns or sets goes through the binding.
+
+import CPlatform
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+/// A kick as the vhost consumer sends it: a store to the mapped notify area when the
+/// parent offers one, else a write to the queue's kick eventfd (relayed to kick_vq).
+public struct VhostKick<Mapped: DoorbellNotifier>: DoorbellNotifier {
+    @usableFromInline let mapped: DriverDoorbell<Mapped>?
+    @usableFromInline var eventfd: EventfdDoorbell.Notifier?
+    @usableFromInline var tally = DoorbellCounters()
+
+    public var counters: DoorbellCounters {
+        var c = tally
+        if let e = eventfd { c.syscalls &+= e.counters.syscalls }
+        return c
+    }
+
+    @inlinable
+    public mutating func notify() throws(DoorbellError) {
+        tally.notificationsSent &+= 1
+        if let m = mapped {
+            try m.notifier.notify()
+            return
+        }
+        try eventfd!.notify()
+    }
+
+    public mutating func recordSuppressed() { tally.notificationsSuppressed &+= 1 }
+
+    /// Whether kicks reach the device's doorbell directly.
+    public var isPassthrough: Bool { mapped != nil }
+}
+
+/// A queue brought up through the `vhost` binding.
+public typealias VhostQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> = DriverQueue<Driver, VhostKick<P.Bell.Notifier>, P.Bell.Waiter>
+
+/// The consumer: guest memory, bring-up by messages, then its queues.
+public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
+    public let binding: VhostBinding<P>
+    public let features: VirtioFeatures
+    public let layout: RingLayoutKind
+    /// The guest memory behind each queue, shared with the binding through its memfd.
+    public let arenas: [UInt16: QueueArena]
+    /// Round trips of bring-up as the consumer saw them (`bring_up` is the whole sequence).
+    public private(set) var timings: [LifecycleTiming] = []
+    private var splitQueues: [UInt16: VhostQueue<SplitDriver, P>] = [:]
+    private var packedQueues: [UInt16: VhostQueue<PackedDriver, P>] = [:]
+
+    /// Guest address of queue `q`'s arena: queues get disjoint windows of guest memory.
+    public static func guestBase(_ q: UInt16) -> UInt64 { 0x1_0000_0000 &* (UInt64(q) &+ 1) }
+
+    /// Brings the device up as vhost-vdpa's front end does: owner, features, status,
+    /// memory table, then per queue num, base, addresses, kick, call and enable, and
+    /// DRIVER_OK. `mapNotifyArea` false makes every kick go through the kick eventfd even
+    /// when the parent could pass its doorbell through.
+    public init(binding: VhostBinding<P>, layout: RingLayoutKind, queues: [UInt16], queueSize: Int, bufferSize: Int = 2048,
+                wantedFeatures: VirtioFeatures = [.version1, .indirectDescriptors, .eventIndex, .accessPlatform],
+                callBell: P.Bell.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current,
+                mapNotifyArea: Bool = true) throws {
+        self.binding = binding
+        self.layout = layout
+        let t0 = cplatform_monotonic_ns()
+        var arenas: [UInt16: QueueArena] = [:]
+        for q in queues {
+            arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy, shareable: true)
+        }
+        self.arenas = arenas
+        do {
+            try binding.handle(.setOwner)
+            guard case let .features(offered) = try binding.handle(.getFeatures) else { throw MediationError.deviceThread(reason: "VHOST_GET_FEATURES gave no features") }
+            try binding.handle(.setStatus([]))
+            try binding.handle(.setStatus(.acknowledge))
+            try binding.handle(.setStatus([.acknowledge, .driver]))
+            var wanted = wantedFeatures.union(.version1)
+            if layout == .packed { wanted.insert(.ringPacked) }
+            let negotiated = wanted.intersection(offered)
+            try binding.handle(.setFeatures(negotiated))
+            try binding.handle(.setStatus([.acknowledge, .driver, .featuresOK]))
+            guard case let .status(s) = try binding.handle(.getStatus), s.contains(.featuresOK) else {
+                throw MediationError.featuresRefused(driverFeatures: negotiated.rawValue)
+            }
+            features = negotiated
+
+            var regions: [VhostMemoryRegion] = []
+            for q in queues {
+                let r = arenas[q]!.region
+                guard let fd = r.fd else { throw MediationError.deviceThread(reason: "queue \(q)'s memory has no memfd to share") }
+                regions.append(VhostMemoryRegion(guestAddress: Self.guestBase(q), size: UInt64(r.size), fd: fd))
+            }
+            try binding.handle(.setMemTable(regions))
+
+            var direct: DriverDoorbell<P.Bell.Notifier>?
+            if mapNotifyArea, P.supportedOps.contains(.getVQNotification), let first = queues.first,
+               case let .notification(n) = try binding.handle(.getVringNotification(queue: first)) {
+                direct = DriverDoorbell(n)
+            }
+            for q in queues {
+                let arena = arenas[q]!
+                let shift = Self.guestBase(q) &- arena.ringGPA
+                let memory = try GuestMemory(regions: [GuestRegion(gpa: Self.guestBase(q), size: UInt64(arena.region.size),
+                                                                   host: arena.region.base)])
+                let pool = IndirectPool(gpa: arena.indirectGPA &+ shift, entriesPerTable: arena.indirectEntries)
+                let addresses: RingAddresses
+                let initial: VDPAQueueState
+                switch layout {
+                case .split:
+                    addresses = try SplitLayout(queueSize: queueSize).addresses(at: Self.guestBase(q))
+                    initial = .split(SplitQueueState())
+                case .packed:
+                    addresses = try PackedLayout(queueSize: queueSize).addresses(at: Self.guestBase(q))
+                    initial = .packed(PackedQueueState())
+                }
+                try binding.handle(.setVringNum(queue: q, size: queueSize))
+                try binding.handle(.setVringBase(queue: q, initial))
+                try binding.handle(.setVringAddr(queue: q, addresses))
+                var kick = VhostKick(mapped: direct, eventfd: nil)
+                if direct == nil {
+                    let (n, w) = try EventfdDoorbell.makePair(probe: probe)
+                    try binding.handle(.setVringKick(queue: q, w))
+                    kick.eventfd = n
+                }
+                let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
+                try binding.handle(.setVringCall(queue: q, callN))
+                try binding.handle(.setVringEnable(queue: q, true))
+                let dma = (0..<arena.bufferCount).map { arena.bufferAddress($0) &+ shift }
+                let hosts = (0..<arena.bufferCount).map { arena.bufferHost($0) }
+                let bypass = P.supportedOps.contains(.getVQIRQ)
+                switch layout {
+                case .split:
+                    let d = try SplitDriver(queue: q, layout: SplitLayout(queueSize: queueSize), addresses: addresses,
+                                            memory: memory, features: negotiated, indirectPool: pool)
+                    splitQueues[q] = DriverQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
+                                                 bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                case .packed:
+                    let d = try PackedDriver(queue: q, layout: PackedLayout(queueSize: queueSize), addresses: addresses,
+                                             memory: memory, features: negotiated, indirectPool: pool)
+                    packedQueues[q] = DriverQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
+                                                  bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                }
+            }
+            try binding.handle(.setStatus([.acknowledge, .driver, .featuresOK, .driverOK]))
+        } catch {
+            _ = try? binding.handle(.resetOwner)
+            throw error
+        }
+        timings.append(LifecycleTiming(operation: "bring_up", nanoseconds: cplatform_monotonic_ns() &- t0))
+    }
+
+    /// Hands queue `q` to the thread that will drive it (once).
+    public func takeSplitQueue(_ q: UInt16) -> VhostQueue<SplitDriver, P>? { splitQueues.removeValue(forKey: q) }
+    public func takePackedQueue(_ q: UInt16) -> VhostQueue<PackedDriver, P>? { packedQueues.removeValue(forKey: q) }
+
+    /// The consumer leaves: VHOST_RESET_OWNER stops the device and its relays; the
+    /// binding unmaps the memory table.
+    public func close() {
+        let t0 = cplatform_monotonic_ns()
+        _ = try? binding.handle(.resetOwner)
+        timings.append(LifecycleTiming(operation: "reset_owner", nanoseconds: cplatform_monotonic_ns() &- t0))
+    }
+}
