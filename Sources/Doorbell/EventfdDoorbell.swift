@@ -110,5 +110,9 @@ public enum EventfdDoorbell: Doorbell {
         }
 
         public mutating func recordSpuriousWakeup() { tally.spuriousWakeups &+= 1 }
+
+        /// Another writer of this eventfd, as anyone holding the descriptor can be (vhost
+        /// wakes its own poll on a kick fd this way when it stops polling it).
+        public func notifierOnSameEventfd() -> Notifier { Notifier(eventfd: eventfd) }
     }
 }

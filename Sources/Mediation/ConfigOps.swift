@@ -79,6 +79,8 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     /// The ops this parent implements; calling any other one is ``MediationError/unsupportedOp(_:parent:)``.
     static var supportedOps: Set<ConfigOp> { get }
     static var dmaModel: DMAModel { get }
+    /// The device features this parent's devices offer unless told otherwise.
+    static var offeredFeatures: VirtioFeatures { get }
     /// Model parameters of this parent (what cannot be real here), for reports.
     static var modelParameters: [ModelParameter] { get }
 

@@ -53,6 +53,10 @@ public final class NetDeviceCounters: Sendable {
     public let receiveBytes = ManagedAtomic<UInt64>(0)
     public let interrupts = ManagedAtomic<UInt64>(0)
     public let wakeups = ManagedAtomic<UInt64>(0)
+    /// System calls the device thread made on its doorbells (kick waits, interrupts),
+    /// and the CPU time it used, added when a device thread stops.
+    public let deviceSyscalls = ManagedAtomic<UInt64>(0)
+    public let deviceCPUNanoseconds = ManagedAtomic<UInt64>(0)
     public init() {}
 }
 
@@ -112,9 +116,12 @@ public final class NetDeviceThread<Bell: Doorbell, Memory>: @unchecked Sendable 
     func attach(_ t: PinnedThread) { thread = t }
 
     /// Asks the thread to stop at its next batch boundary (it re-checks at least every
-    /// millisecond while asleep) and waits for it.
-    public func stop() -> NetDeviceStop<Bell, Memory> {
+    /// millisecond while asleep, sooner when `wake` rings its doorbell) and waits for it.
+    public func stop(wake: () -> Void = {}) -> NetDeviceStop<Bell, Memory> {
         stopFlag.store(true, ordering: .releasing)
+        // A sleeping device thread re-checks within a millisecond anyway; ringing its
+        // doorbell makes a stop (suspend, reset) as prompt as a real device's.
+        wake()
         thread?.join()
         thread = nil
         return result.value
@@ -200,7 +207,12 @@ func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Bell:
     let start = ResultBox((queues, waiter))
     return try PinnedThread(cpu: cpu) {
         var (queues, kick) = start.value
+        func syscalls() -> UInt64 { queues.reduce(kick.counters.syscalls) { $0 &+ ($1.call?.counters.syscalls ?? 0) } }
+        let syscalls0 = syscalls()
+        let cpu0 = cplatform_thread_cpu_time_ns()
         let error = runNetDevice(&queues, &kick, behaviour, counters, handle.stopFlag)
+        counters.deviceCPUNanoseconds.wrappingIncrement(by: cplatform_thread_cpu_time_ns() &- cpu0, ordering: .relaxed)
+        counters.deviceSyscalls.wrappingIncrement(by: syscalls() &- syscalls0, ordering: .relaxed)
         var out = NetDeviceStop<Bell, Memory>()
         out.error = error
         out.kickWaiter = kick

@@ -104,26 +104,28 @@ public enum VhostReply<Bell: Doorbell>: @unchecked Sendable {
     case notification(Bell.Notifier)
 }
 
-/// vhost's poll on a kick fd: a thread that waits on the eventfd and calls kick_vq.
+/// vhost's poll on a kick fd: a thread blocked on the eventfd that calls kick_vq for each
+/// wakeup. Stopping it rings the same eventfd, so it never waits out a timeout.
 final class KickRelay: @unchecked Sendable {
     private let stopFlag = ManagedAtomic<Bool>(false)
     let relayed = ManagedAtomic<UInt64>(0)
     private var thread: PinnedThread?
+    private var waker: EventfdDoorbell.Notifier
     private let failure = ResultBox<String?>(nil)
-    /// How long the relay sleeps before re-checking its stop flag.
-    static let stopCheckNanoseconds: UInt64 = 5_000_000
 
     init<P: VDPAConfigOps>(device: P, queue: UInt16, kick: EventfdDoorbell.Waiter) throws(MediationError) {
         let stop = stopFlag
         let relayed = relayed
         let failure = failure
         let start = ResultBox(kick)
+        waker = kick.notifierOnSameEventfd()
         do {
             thread = try PinnedThread(cpu: nil) {
                 var waiter = start.value
-                while !stop.load(ordering: .acquiring) {
+                while true {
                     do {
-                        guard try waiter.wait(timeoutNanoseconds: KickRelay.stopCheckNanoseconds) else { continue }
+                        try waiter.wait()
+                        if stop.load(ordering: .acquiring) { return }
                         try device.kickVQ(queue)
                         relayed.wrappingIncrement(ordering: .relaxed)
                     } catch {
@@ -140,6 +142,7 @@ final class KickRelay: @unchecked Sendable {
     /// Stops the relay; returns why it stopped early, if it did.
     func stop() -> String? {
         stopFlag.store(true, ordering: .releasing)
+        do { try waker.notify() } catch { return "kick relay: could not wake it to stop: \(error)" }
         thread?.join()
         thread = nil
         return failure.value

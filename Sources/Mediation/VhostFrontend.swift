@@ -47,7 +47,7 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
     public let layout: RingLayoutKind
     /// The guest memory behind each queue, shared with the binding through its memfd.
     public let arenas: [UInt16: QueueArena]
-    /// Round trips of bring-up as the consumer saw them (`bring_up` is the whole sequence).
+    /// Bring-up as the consumer saw it: `allocate_rings`, then `bring_up` (the whole message sequence).
     public private(set) var timings: [LifecycleTiming] = []
     private var splitQueues: [UInt16: VhostQueue<SplitDriver, P>] = [:]
     private var packedQueues: [UInt16: VhostQueue<PackedDriver, P>] = [:]
@@ -65,12 +65,16 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
                 mapNotifyArea: Bool = true) throws {
         self.binding = binding
         self.layout = layout
-        let t0 = cplatform_monotonic_ns()
+        // The guest memory is allocated (and zeroed) first and timed on its own; bring_up
+        // is the message sequence alone.
         var arenas: [UInt16: QueueArena] = [:]
-        for q in queues {
-            arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy, shareable: true)
+        try timed("allocate_rings", into: &timings) {
+            for q in queues {
+                arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy, shareable: true)
+            }
         }
         self.arenas = arenas
+        let t0 = cplatform_monotonic_ns()
         do {
             try binding.handle(.setOwner)
             guard case let .features(offered) = try binding.handle(.getFeatures) else { throw MediationError.deviceThread(reason: "VHOST_GET_FEATURES gave no features") }

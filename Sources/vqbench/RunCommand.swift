@@ -16,6 +16,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Seconds per scenario (default 2.5).") var duration: Double?
     @Option(help: "Timed rounds per scenario.") var rounds: Int?
     @Option(help: "Directory for results.") var output: String = "results"
+    @Option(help: "Repetitions of each parent's lifecycle timed after mediated scenarios (0: skip).")
+    var lifecycleRepetitions: Int = 10
     @Flag(help: "Print the results document to standard output as well.") var json = false
 
     func run() throws {
@@ -33,6 +35,8 @@ struct RunCommand: ParsableCommand {
             guard rounds > 0 else { throw CLIError("--rounds must be positive") }
             options.plan.rounds = rounds
         }
+        guard lifecycleRepetitions >= 0 else { throw CLIError("--lifecycle-repetitions must not be negative") }
+        options.lifecycleRepetitions = lifecycleRepetitions
         #if DEBUG
         options.buildConfig = "debug"
         print("warning: a debug build; quoted figures must come from `swift build -c release`")

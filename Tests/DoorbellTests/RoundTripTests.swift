@@ -31,7 +31,12 @@ extension DoorbellSuites {
                 // Strict ping-pong leaves no stale ring behind, so no wakeup can find nothing.
                 // (A hybrid can: its notifier may ring the inner doorbell for a waiter whose
                 // re-check already saw the word move.)
-                if !transport.id.hasPrefix("hybrid-") {
+                // A futex wait may also return with no wake for its word (futex(2) allows
+                // spurious wake-ups; seen here 3 times in 10^5 io_uring FUTEX_WAITs under
+                // load), so futex transports get a bound instead of zero.
+                if transport.id.contains("futex") {
+                    #expect(counters.spuriousWakeups <= n / 1000, "\(transport) \(name) waiter")
+                } else if !transport.id.hasPrefix("hybrid-") {
                     #expect(counters.spuriousWakeups == 0, "\(transport) \(name) waiter")
                 }
             }

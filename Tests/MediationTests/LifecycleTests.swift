@@ -131,7 +131,7 @@ extension MediationSuites {
         try devlink.portFunctionSet(port.index, state: .inactive)
         try devlink.portDel(port.index)
         #expect(throws: MediationError.unknownPort(port.index)) { try devlink.portDel(port.index) }
-        #expect(devlink.timings.map(\.operation) == ["port_add", "port_function_active", "port_function_inactive"])
+        #expect(devlink.timings.map(\.operation) == ["port_add", "port_function_active", "port_function_inactive", "port_del"])
     }
 }
 }

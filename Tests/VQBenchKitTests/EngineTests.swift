@@ -17,11 +17,26 @@ struct ScenarioIDTests {
         let id = try ScenarioID(parsing: "packed/io_uring-msgring/ifcvf/q1024/b8/1500B/thp/qp4")
         #expect(id == ScenarioID(layout: "packed", doorbell: "io_uring-msgring", mediator: "ifcvf", queueSize: 1024,
                                  batch: 8, payloadBytes: 1500, memory: "thp", queuePairs: 4))
+        #expect(id.binding == "virtio")
+        let vhost = try ScenarioID(parsing: "split/busy-poll/vdpa_sim/q256/b32/64B/thp/qp1/vhost")
+        #expect(vhost.binding == "vhost" && vhost.mediator == "vdpa_sim")
+        #expect(vhost.description == "split/busy-poll/vdpa_sim/q256/b32/64B/thp/qp1/vhost")
+        #expect(vhost.with(mediator: "none").description == "split/busy-poll/none/q256/b32/64B/thp/qp1")
+    }
+
+    @Test func everyMediatorIsInTheQuickSuiteUnderBothBindings() {
+        let ids = Suite.quick.scenarios(memory: "thp").filter { $0.mediator != "none" }
+        for layout in ["split", "packed"] {
+            for mediator in ["vp_vdpa", "vdpa_sim"] {
+                #expect(Set(ids.filter { $0.layout == layout && $0.mediator == mediator }.map(\.binding)) == ["virtio", "vhost"])
+            }
+        }
     }
 
     @Test(arguments: ["split/poll/none/q256/b32/64B/thp", "split/poll/none/256/b32/64B/thp/qp1",
                       "split/poll/none/q256/b0/64B/thp/qp1", "split//none/q256/b32/64B/thp/qp1",
-                      "split/poll/none/q256/b32/64/thp/qp1"])
+                      "split/poll/none/q256/b32/64/thp/qp1", "split/poll/vp_vdpa/q256/b32/64B/thp/qp1/vfio",
+                      "split/poll/vp_vdpa/q256/b32/64B/thp/qp1/vhost/x"])
     func rejectsMalformedIds(text: String) {
         #expect(throws: ScenarioError.self) { try ScenarioID(parsing: text) }
     }
@@ -116,6 +131,9 @@ struct EngineRunTests {
         #expect(unknownDoorbell.reason?.contains("carrier-pigeon") == true)
         let unknownMediator = runner.measure(try ScenarioID(parsing: "split/poll/acme/q256/b32/64B/4K/qp1"))
         #expect(unknownMediator.status == .unavailable)
+        let bareOnVhost = runner.measure(try ScenarioID(parsing: "split/busy-poll/none/q256/b32/64B/4K/qp1/vhost"))
+        #expect(bareOnVhost.status == .unavailable)
+        #expect(bareOnVhost.reason?.contains("needs a mediated device") == true)
     }
 }
 

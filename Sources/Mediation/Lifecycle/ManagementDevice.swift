@@ -13,6 +13,12 @@ public struct ManagementDeviceAttributes: Sendable, Equatable {
     public var supportedClasses: Set<ClassID>
     public var maxSupportedQueuePairs: Int
     public var supportedFeatures: UInt64
+    public init(name: String, supportedClasses: Set<ClassID>, maxSupportedQueuePairs: Int, supportedFeatures: UInt64) {
+        self.name = name
+        self.supportedClasses = supportedClasses
+        self.maxSupportedQueuePairs = maxSupportedQueuePairs
+        self.supportedFeatures = supportedFeatures
+    }
 }
 
 /// What `vdpa dev config show` prints.
@@ -173,10 +179,12 @@ public final class DevlinkInstance: @unchecked Sendable {
 
     /// `devlink port del <port>`: only an inactive function can go.
     public func portDel(_ index: Int) throws(MediationError) {
+        let t0 = cplatform_monotonic_ns()
         try lock.withLock { () throws(MediationError) in
             guard let p = ports[index] else { throw .unknownPort(index) }
             guard p.state == .inactive else { throw .portFunctionState(port: index, state: p.state.rawValue, operation: "delete") }
             ports[index] = nil
+            timings.append(LifecycleTiming(operation: "port_del", nanoseconds: cplatform_monotonic_ns() &- t0))
         }
     }
 

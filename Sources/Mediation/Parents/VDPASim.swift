@@ -47,9 +47,14 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
                                          behaviour: NetDeviceBehaviour(copiesPayload: true), cpu: deviceCPU, counters: counters)
     }
 
+    /// Rings the device's own doorbell from the control path, when the core still holds it.
+    private func wakeDevice() {
+        core.withState { s in _ = try? s.kickNotifier?.notify() }
+    }
+
     public func stopDevice() {
         guard let t = thread else { return }
-        let stop = t.stop()
+        let stop = t.stop(wake: wakeDevice)
         for m in stop.memories { iotlbHits &+= m.iotlb.hits }
         core.absorb(stop)
         thread = nil

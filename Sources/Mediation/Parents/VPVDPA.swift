@@ -65,9 +65,20 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
         everStarted = true
     }
 
+    /// A copy of the doorbell kept when the notify area is handed to a driver: the control
+    /// path rings it to make a reset prompt (a device sees its own reset at once).
+    private var controlWaker: Bell.Notifier?
+
+    /// Rings the device's own doorbell from the control path.
+    private func wakeDevice() {
+        core.withState { s in
+            if s.kickNotifier != nil { _ = try? s.kickNotifier!.notify() } else { _ = try? controlWaker?.notify() }
+        }
+    }
+
     public func stopDevice() {
         if let t = thread {
-            core.absorb(t.stop())
+            core.absorb(t.stop(wake: wakeDevice))
             thread = nil
         }
         everStarted = false
@@ -90,6 +101,7 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
         try core.withState { (s) throws(MediationError) -> Bell.Notifier in
             guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
             guard let n = s.kickNotifier else { throw .notificationAreaTaken(queue: queue) }
+            controlWaker = n
             s.kickNotifier = nil
             return n
         }

@@ -11,6 +11,7 @@ public enum MarkdownReport {
         calibration(doc.calibration, into: &out)
         scenarios(doc.scenarios, notes: notes, into: &out)
         footnotes(notes, into: &out)
+        controlPath(doc.controlPath, into: &out)
         gate(doc.gate, into: &out)
         return out.joined(separator: "\n") + "\n"
     }
@@ -182,6 +183,21 @@ public enum MarkdownReport {
             }
             out.append("")
         }
+    }
+
+    static func controlPath(_ ops: [ResultsDocument.ControlPathOperation]?, into out: inout [String]) {
+        guard let ops, !ops.isEmpty else { return }
+        out += ["## Control path", "",
+                "Each parent's lifecycle, timed over repetitions (µs). `virtio:` operations are the in-process binding's, "
+                    + "`vhost:` ones the consumer's messages as the binding handled them; `allocate_rings` is allocating and zeroing "
+                    + "ring memory, `bring_up` the configuration sequence after it.",
+                "", "| Parent | Operation | Median | p99 | Min | Max | n |", "|---|---|---|---|---|---|---|"]
+        for o in ops {
+            let us = { (x: Double) in ReportFormat.decimal(x / 1000, 1) }
+            out.append("| " + [ReportFormat.cell(o.parent), ReportFormat.cell(o.operation), us(o.medianNs), us(o.p99Ns),
+                               us(o.minNs), us(o.maxNs), String(o.count)].joined(separator: " | ") + " |")
+        }
+        out.append("")
     }
 
     static func gate(_ checks: [ResultsDocument.GateCheck]?, into out: inout [String]) {

@@ -16,16 +16,42 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
     public var machine: Machine
     public var calibration: Calibration
     public var scenarios: [ScenarioResult]
+    /// Each parent's lifecycle operations, timed over repetitions (`vqbench lifecycle`).
+    public var controlPath: [ControlPathOperation]?
     public var gate: [GateCheck]?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", tool, startedAt = "started_at", durationSeconds = "duration_s"
-        case suite, filter, machine, calibration, scenarios, gate
+        case suite, filter, machine, calibration, scenarios, controlPath = "control_path", gate
+    }
+
+    /// One control-path operation of one parent, over its repetitions.
+    public struct ControlPathOperation: Sendable, Codable, Equatable {
+        public var parent: String
+        public var operation: String
+        public var count: Int
+        public var medianNs: Double
+        public var p99Ns: Double
+        public var minNs: Double
+        public var maxNs: Double
+        enum CodingKeys: String, CodingKey {
+            case parent, operation, count, medianNs = "median_ns", p99Ns = "p99_ns", minNs = "min_ns", maxNs = "max_ns"
+        }
+        public init(parent: String, operation: String, count: Int, medianNs: Double, p99Ns: Double, minNs: Double, maxNs: Double) {
+            self.parent = parent
+            self.operation = operation
+            self.count = count
+            self.medianNs = medianNs
+            self.p99Ns = p99Ns
+            self.minNs = minNs
+            self.maxNs = maxNs
+        }
     }
 
     public init(schemaVersion: Int = ResultsDocument.currentSchemaVersion, tool: Tool, startedAt: String,
                 durationSeconds: Double, suite: String, filter: String?, machine: Machine,
-                calibration: Calibration, scenarios: [ScenarioResult], gate: [GateCheck]? = nil) {
+                calibration: Calibration, scenarios: [ScenarioResult], controlPath: [ControlPathOperation]? = nil,
+                gate: [GateCheck]? = nil) {
         self.schemaVersion = schemaVersion
         self.tool = tool
         self.startedAt = startedAt
@@ -35,6 +61,7 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
         self.machine = machine
         self.calibration = calibration
         self.scenarios = scenarios
+        self.controlPath = controlPath
         self.gate = gate
     }
 
@@ -184,7 +211,10 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
     public var ratioToCalibration: Double?
     /// Bootstrap 95 % interval of the per-round ratios (what the CI gate compares).
     public var ratioToCalibrationCI95: [Double]?
+    /// Throughput over the bare reference (the same device model and driver loop on bare
+    /// rings with the same doorbell), median of the per-round ratios, and their interval.
     public var ratioToBare: Double?
+    public var ratioToBareCI95: [Double]?
     public var controlPathNs: [String: Double]?
     public var instructionsPerDesc: Double?
 
@@ -192,7 +222,7 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
         case id, params, status, reason, modelled, repetitions, durationNs = "duration_ns", placement
         case throughput, latencyNs = "latency_ns", counters, cpuNsPerDesc = "cpu_ns_per_desc"
         case ratioToCalibration = "ratio_to_calibration", ratioToCalibrationCI95 = "ratio_to_calibration_ci95"
-        case ratioToBare = "ratio_to_bare"
+        case ratioToBare = "ratio_to_bare", ratioToBareCI95 = "ratio_to_bare_ci95"
         case controlPathNs = "control_path_ns", instructionsPerDesc = "instructions_per_desc"
     }
 

@@ -21,9 +21,22 @@ extension ResultsValidator {
     "machine": { "type": "object", "$ref": "#/$defs/Machine" },
     "calibration": { "type": "object", "$ref": "#/$defs/Calibration" },
     "scenarios": { "type": "array", "items": { "type": "object", "$ref": "#/$defs/Scenario" } },
+    "control_path": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/ControlPathOperation" } },
     "gate": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/GateCheck" } }
   },
   "$defs": {
+    "ControlPathOperation": {
+      "required": ["parent", "operation", "count", "median_ns", "p99_ns", "min_ns", "max_ns"],
+      "properties": {
+        "parent": { "type": "string" },
+        "operation": { "type": "string", "description": "Lifecycle or control operation; 'virtio: ' / 'vhost: ' / 'devlink: ' name the path it was timed on." },
+        "count": { "type": "integer", "minimum": 1 },
+        "median_ns": { "type": "number", "minimum": 0 },
+        "p99_ns": { "type": "number", "minimum": 0 },
+        "min_ns": { "type": "number", "minimum": 0 },
+        "max_ns": { "type": "number", "minimum": 0 }
+      }
+    },
     "Tool": {
       "required": ["name", "version", "toolchain", "build_config"],
       "properties": {
@@ -115,6 +128,7 @@ extension ResultsValidator {
         "ratio_to_calibration": { "type": ["number", "null"], "minimum": 0 },
         "ratio_to_calibration_ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
         "ratio_to_bare": { "type": ["number", "null"], "minimum": 0 },
+        "ratio_to_bare_ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
         "control_path_ns": { "type": ["object", "null"], "additionalProperties": { "type": "number", "minimum": 0 } },
         "instructions_per_desc": { "type": ["number", "null"], "minimum": 0 }
       }

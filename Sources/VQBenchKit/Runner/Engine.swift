@@ -11,6 +11,9 @@ public struct RunOptions: Sendable {
     /// Exactly these scenarios instead of the suite's (the gate's fixed ids).
     public var scenarios: [ScenarioID]?
     public var plan = MeasurementPlan()
+    /// Repetitions of each parent's lifecycle timed after the scenarios when any scenario
+    /// is mediated (0: none).
+    public var lifecycleRepetitions = 10
     public var toolVersion = "0.1.0"
     public var buildConfig = "release"
     public init() {}
@@ -66,16 +69,11 @@ public enum Engine {
             let eta = elapsed * Double(ids.count - i - 1)
             log("[\(i + 1)/\(ids.count)] \(ScenarioSummary.line(r)) (\(fixed(elapsed, 1)) s, ETA \(fixed(eta, 0)) s)")
         }
-        // Ratio to the same point without a mediator, when both were measured.
-        let bare = Dictionary(results.compactMap { r -> (String, Double)? in
-            guard r.params.mediator == "none", let t = r.throughput else { return nil }
-            return (r.id, t.descPerSecond.median)
-        }, uniquingKeysWith: { a, _ in a })
-        for i in results.indices where results[i].params.mediator != "none" {
-            if let id = try? ScenarioID(parsing: results[i].id), let b = bare[id.with(mediator: "none").description],
-               let t = results[i].throughput {
-                results[i].ratioToBare = t.descPerSecond.median / b
-            }
+        var controlPath: [ResultsDocument.ControlPathOperation]?
+        if options.lifecycleRepetitions > 0 && ids.contains(where: { $0.mediator != "none" }) {
+            let t = cplatform_monotonic_ns()
+            controlPath = try LifecycleRun.run(repetitions: options.lifecycleRepetitions, placement: placement, probe: probe)
+            log("control path: \(LifecycleRun.parents.count) parents' lifecycles × \(options.lifecycleRepetitions) (\(fixed(Double(cplatform_monotonic_ns() - t) / 1e9, 1)) s)")
         }
         var doc = calibration.document
         doc.placements = runner.placementsSeen
@@ -86,7 +84,7 @@ public enum Engine {
             startedAt: ISO8601DateFormatter().string(from: startedAt),
             durationSeconds: Double(cplatform_monotonic_ns() - t0) / 1e9,
             suite: options.suite.rawValue, filter: options.filter, machine: machine,
-            calibration: doc, scenarios: results)
+            calibration: doc, scenarios: results, controlPath: controlPath)
     }
 }
 

@@ -66,16 +66,49 @@ public enum MediatedRun {
                                       _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
                                       _ probe: DoorbellProbe) throws -> Outcome {
         let layout = RingLayoutKind(rawValue: id.layout) ?? .split
-        // Queue 1 is virtio-net's first transmit queue: the scenario is the TX direction.
-        let binding = try VirtioBinding(device: device, bus: VDPABus(), layout: layout, queues: [1], queueSize: id.queueSize,
-                                        bufferSize: max(64, id.payloadBytes), callBell: configuration,
-                                        policy: .require(backing), probe: probe)
-        defer { binding.unbind() }
+        let counters = deviceCounters(device)
         let traffic: TrafficOutcome
-        switch layout {
-        case .split: traffic = try drive(binding.takeSplitQueue(1)!, id, descriptors, mode, placement)
-        case .packed: traffic = try drive(binding.takePackedQueue(1)!, id, descriptors, mode, placement)
+        var control: [String: Double] = [:]
+        // Queue 1 is virtio-net's first transmit queue: the scenario is the TX direction.
+        switch id.binding {
+        case "vhost":
+            let binding = try VhostBinding(device: device, bus: VDPABus())
+            defer { binding.unbind() }
+            let consumer = try consume(binding, configuration, id, layout, backing, descriptors, mode, placement, probe)
+            traffic = consumer.traffic
+            for t in binding.timings { control[t.operation, default: 0] += Double(t.nanoseconds) }
+            for t in consumer.timings { control[t.operation] = Double(t.nanoseconds) }
+        default:
+            let binding = try VirtioBinding(device: device, bus: VDPABus(), layout: layout, queues: [1], queueSize: id.queueSize,
+                                            bufferSize: max(64, id.payloadBytes), callBell: configuration,
+                                            policy: .require(backing), probe: probe)
+            defer { binding.unbind() }
+            switch layout {
+            case .split: traffic = try drive(binding.takeSplitQueue(1)!, id, descriptors, mode, placement)
+            case .packed: traffic = try drive(binding.takePackedQueue(1)!, id, descriptors, mode, placement)
+            }
+            for t in binding.timings { control[t.operation] = Double(t.nanoseconds) }
         }
+        var out = outcome(traffic, mode)
+        if let c = counters { addDeviceSide(c, to: &out) }
+        return Outcome(datapath: out, controlPath: control)
+    }
+
+    /// The device model's counters of the two parents (each parent keeps its own).
+    static func deviceCounters<P: VDPAConfigOps>(_ device: P) -> NetDeviceCounters? {
+        (device as? VPVDPA<P.Bell>)?.counters ?? (device as? VDPASim<P.Bell>)?.counters
+    }
+
+    /// Interrupts, device-side system calls and device CPU come from the device thread
+    /// (the driver's waiter only sees the interrupts it slept for).
+    static func addDeviceSide(_ c: NetDeviceCounters, to out: inout DatapathOutcome) {
+        // The device thread has stopped (unbind joined it), so these are final.
+        out.call.notificationsSent = c.interrupts.load(ordering: .relaxed)
+        out.call.syscalls &+= c.deviceSyscalls.load(ordering: .relaxed)
+        out.deviceCPUNanoseconds = c.deviceCPUNanoseconds.load(ordering: .relaxed)
+    }
+
+    static func outcome(_ traffic: TrafficOutcome, _ mode: DatapathMode) -> DatapathOutcome {
         var out = DatapathOutcome()
         out.descriptors = traffic.packets
         out.nanoseconds = traffic.nanoseconds
@@ -88,14 +121,78 @@ public enum MediatedRun {
             for t in traffic.roundTrips { _ = h.record(t) }
             out.roundTrips = h
         }
-        var control: [String: Double] = [:]
-        for t in binding.timings { control[t.operation] = Double(t.nanoseconds) }
-        return Outcome(datapath: out, controlPath: control)
+        return out
+    }
+
+    /// The vhost consumer on the driver CPU: bring-up by messages, then the same driver loop.
+    static func consume<P: VDPAConfigOps>(_ binding: VhostBinding<P>, _ configuration: P.Bell.Configuration, _ id: ScenarioID,
+                                          _ layout: RingLayoutKind, _ backing: MemoryBacking, _ descriptors: Int,
+                                          _ mode: DatapathMode, _ placement: ThreadPlacement,
+                                          _ probe: DoorbellProbe) throws -> (traffic: TrafficOutcome, timings: [LifecycleTiming]) {
+        let slot = Slot((configuration, TrafficOutcome(), [LifecycleTiming](), String?.none))
+        let thread = try PinnedThread(cpu: placement.driverCPU) {
+            do {
+                let frontend = try VhostFrontend(binding: binding, layout: layout, queues: [1], queueSize: id.queueSize,
+                                                 bufferSize: max(64, id.payloadBytes), callBell: slot.value.0,
+                                                 policy: .require(backing), probe: probe)
+                func run<D: VirtqueueDriverHalf>(_ q: VhostQueue<D, P>) {
+                    var q = q
+                    slot.value.1 = q.transmit(packets: descriptors, payloadBytes: id.payloadBytes, batch: id.batch,
+                                              latency: mode == .latency, stampsPayload: false)
+                }
+                switch layout {
+                case .split: run(frontend.takeSplitQueue(1)!)
+                case .packed: run(frontend.takePackedQueue(1)!)
+                }
+                frontend.close()
+                slot.value.2 = frontend.timings
+            } catch {
+                slot.value.3 = "\(error)"
+            }
+        }
+        thread.join()
+        if let e = slot.value.3 { throw RunnerError.runFailed(id: id.description, errors: ["vhost consumer: \(e)"]) }
+        return (slot.value.1, slot.value.2)
+    }
+
+    /// The reference: the same device model and driver loop on bare rings with the same
+    /// doorbell, no mediator (see ``BareNetDevice``).
+    static func reference(_ id: ScenarioID, backing: MemoryBacking, descriptors: Int, mode: DatapathMode,
+                          placement: ThreadPlacement, probe: DoorbellProbe) throws -> DatapathOutcome {
+        let spin = DoorbellDispatch.hybridSpinNanoseconds
+        switch id.doorbell {
+        case "busy-poll": return try reference(BusyPollDoorbell.self, .allocated, id, backing, descriptors, mode, placement, probe)
+        case "eventfd": return try reference(EventfdDoorbell.self, (), id, backing, descriptors, mode, placement, probe)
+        case "futex": return try reference(FutexDoorbell.self, FutexConfiguration(), id, backing, descriptors, mode, placement, probe)
+        case "hybrid-eventfd":
+            return try reference(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: spin), id, backing, descriptors, mode,
+                                 placement, probe)
+        default:
+            throw ScenarioError.unknownValue(part: "doorbell", value: id.doorbell, known: doorbells)
+        }
+    }
+
+    static func reference<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
+                                       _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
+                                       _ probe: DoorbellProbe) throws -> DatapathOutcome {
+        let layout = RingLayoutKind(rawValue: id.layout) ?? .split
+        let device = try BareNetDevice<B>(layout: layout, queueSize: id.queueSize, bufferSize: max(64, id.payloadBytes),
+                                          policy: .require(backing), bell: configuration, deviceCPU: placement.deviceCPU, probe: probe)
+        let traffic: TrafficOutcome
+        switch layout {
+        case .split: traffic = try drive(device.takeSplitQueue()!, id, descriptors, mode, placement)
+        case .packed: traffic = try drive(device.takePackedQueue()!, id, descriptors, mode, placement)
+        }
+        var out = outcome(traffic, mode)
+        if let why = device.stop() { out.errors.append("device: \(why)") }
+        addDeviceSide(device.counters, to: &out)
+        return out
     }
 
     /// Runs the driver loop on the driver CPU.
-    static func drive<D: VirtqueueDriverHalf, P: VDPAConfigOps>(_ queue: VirtioQueue<D, P>, _ id: ScenarioID, _ descriptors: Int,
-                                                                _ mode: DatapathMode, _ placement: ThreadPlacement) throws -> TrafficOutcome {
+    static func drive<D: VirtqueueDriverHalf, K: DoorbellNotifier, C: DoorbellWaiter>(
+        _ queue: DriverQueue<D, K, C>, _ id: ScenarioID, _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement
+    ) throws -> TrafficOutcome {
         let slot = Slot((queue, TrafficOutcome()))
         let thread = try PinnedThread(cpu: placement.driverCPU) {
             var q = slot.value.0

@@ -66,7 +66,7 @@ public struct ScenarioRunner {
     }
 
     func params(_ id: ScenarioID) -> ScenarioResult.Params {
-        .init(layout: id.layout, doorbell: id.doorbell, mediator: id.mediator, binding: "virtio", queueSize: id.queueSize,
+        .init(layout: id.layout, doorbell: id.doorbell, mediator: id.mediator, binding: id.binding, queueSize: id.queueSize,
               batch: id.batch, payloadBytes: id.payloadBytes, memory: id.memory, queuePairs: id.queuePairs)
     }
 
@@ -82,6 +82,9 @@ public struct ScenarioRunner {
             return "\(error)"
         }
         if id.mediator != "none", let why = MediatedRun.unavailability(mediator: id.mediator, doorbell: id.doorbell) { return why }
+        if id.mediator == "none" && id.binding != "virtio" {
+            return "binding '\(id.binding)' needs a mediated device: a bare ring (mediator none) is not on a bus"
+        }
         if id.queuePairs != 1 { return "only one queue pair is measured so far" }
         return nil
     }
@@ -111,6 +114,14 @@ public struct ScenarioRunner {
         return outcome
     }
 
+    /// Descriptors per second of a mediated scenario's bare reference (``MediatedRun/reference``).
+    func referenceRate(_ id: ScenarioID, descriptors: Int) throws -> Double {
+        let r = try MediatedRun.reference(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
+                                          mode: .throughput, placement: placement, probe: probe)
+        if !r.errors.isEmpty { throw RunnerError.runFailed(id: id.description + " (bare reference)", errors: r.errors) }
+        return r.descriptorsPerSecond
+    }
+
     mutating func measureAvailable(_ id: ScenarioID) throws -> ScenarioResult {
         let started = cplatform_monotonic_ns()
         // Warm-up round, which also sizes the timed rounds to the budget.
@@ -119,15 +130,20 @@ public struct ScenarioRunner {
         let perRound = Int(min(max(warm.descriptorsPerSecond * roundSeconds * 0.8, Double(id.batch * 64)), 50_000_000))
         let bareEntries = Int(min(max(bareRingRate * roundSeconds * 0.2, 100_000), 50_000_000))
 
-        var kept: [(placement: Placement, rate: Double, ratio: Double, outcome: DatapathOutcome)] = []
+        let mediated = id.mediator != "none"
+        var kept: [(placement: Placement, rate: Double, ratio: Double, toBare: Double?, outcome: DatapathOutcome)] = []
         var discarded = 0
         for _ in 0..<plan.rounds {
             let before = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
             let a = try run(id, descriptors: perRound, mode: .throughput)
+            // A mediated scenario's reference: the same device model and driver loop on bare
+            // rings with the same doorbell, in the same round.
+            let reference = mediated ? try referenceRate(id, descriptors: perRound) : nil
             let b = try BareRing.measure(entries: bareEntries, placement: placement)
             let after = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
             guard before.placement == after.placement else { discarded += 1; continue }
-            kept.append((before.placement, a.descriptorsPerSecond, a.descriptorsPerSecond / b, a))
+            kept.append((before.placement, a.descriptorsPerSecond, a.descriptorsPerSecond / b,
+                         reference.map { a.descriptorsPerSecond / $0 }, a))
         }
         guard !kept.isEmpty else {
             throw RunnerError.noStableRound(id: id.description, rounds: plan.rounds)
@@ -178,6 +194,12 @@ public struct ScenarioRunner {
         let ratios = bootstrapInterval(chosen.map(\.ratio))
         result.ratioToCalibration = ratios.median
         result.ratioToCalibrationCI95 = ratios.ci95
+        let toBare = chosen.compactMap(\.toBare)
+        if !toBare.isEmpty {
+            let r = bootstrapInterval(toBare)
+            result.ratioToBare = r.median
+            result.ratioToBareCI95 = r.ci95
+        }
         if discarded > 0 { result.reason = "\(discarded) round(s) discarded: the vCPU placement changed during them" }
         return result
     }

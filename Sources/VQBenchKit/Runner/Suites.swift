@@ -1,6 +1,6 @@
 // The scenario matrix (DESIGN.md): which points each suite measures. `quick` is the
-// default (≤ 90 s on 2 cores with calibration), comparing every doorbell — and, as their
-// parents land, every mediator — at one setting; `standard` and `full` widen the matrix.
+// default (≤ 90 s on 2 cores with calibration), comparing every doorbell and every
+// mediator under both bindings at one setting; `standard` and `full` widen the matrix.
 
 import Doorbell
 import Virtqueue
@@ -23,17 +23,26 @@ public enum Suite: String, CaseIterable, Sendable {
                 for doorbell in Self.quickDoorbells {
                     ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, memory: memory))
                 }
+                // Each parent under each binding on a polled device doorbell (a passthrough
+                // notify store for vp_vdpa; the worker's flag for vdpa_sim), each with its
+                // ratio to the same device model on bare rings, measured round by round.
+                for mediator in Self.mediators {
+                    for binding in ScenarioID.bindings {
+                        ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory,
+                                              binding: binding))
+                    }
+                }
             }
         case .standard:
             for layout in RingLayoutKind.allCases {
-                // Each parent at one setting, on its fastest doorbell (a polled device
-                // doorbell: a passthrough notify store for vp_vdpa, the worker's wake for
-                // vdpa_sim), next to the bare ring with the same doorbell for ratio_to_bare.
-                // They join the quick suite once the bare reference runs through the same
-                // device model (issue 5): today the parents' net-device loop and the engine's
-                // bare loop differ, so ratio_to_bare is not yet like for like.
+                // Each parent under each binding, polled and with sleeping doorbells.
                 for mediator in Self.mediators {
-                    ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory))
+                    for binding in ScenarioID.bindings {
+                        for doorbell in ["busy-poll", "eventfd", "hybrid-eventfd"] {
+                            ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,
+                                                  binding: binding))
+                        }
+                    }
                 }
                 for doorbell in Self.quickDoorbells {
                     for batch in [1, 8, 32] {

@@ -1,6 +1,8 @@
 // A scenario is one point of the matrix (DESIGN.md "Scenario identity"), written as a
-// stable id: layout/doorbell/mediator/q<size>/b<batch>/<payload>B/<memory>/qp<pairs>.
-// Ids are what filters, baselines and dashboards key on, so parsing and printing round-trip.
+// stable id: layout/doorbell/mediator/q<size>/b<batch>/<payload>B/<memory>/qp<pairs>, and
+// `/vhost` after it when a mediated device is bound to the vhost bus driver instead of
+// virtio (the default, never written, so every earlier id stays valid). Ids are what
+// filters, baselines and dashboards key on, so parsing and printing round-trip.
 
 /// One point of the scenario matrix.
 public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
@@ -12,9 +14,14 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
     public var payloadBytes: Int
     public var memory: String
     public var queuePairs: Int
+    /// The bus driver a mediated device is bound to: "virtio" or "vhost".
+    public var binding: String
+
+    /// Bus drivers a mediated scenario can bind its device to.
+    public static let bindings = ["virtio", "vhost"]
 
     public init(layout: String, doorbell: String, mediator: String = "none", queueSize: Int = 256,
-                batch: Int = 32, payloadBytes: Int = 64, memory: String, queuePairs: Int = 1) {
+                batch: Int = 32, payloadBytes: Int = 64, memory: String, queuePairs: Int = 1, binding: String = "virtio") {
         self.layout = layout
         self.doorbell = doorbell
         self.mediator = mediator
@@ -23,16 +30,24 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
         self.payloadBytes = payloadBytes
         self.memory = memory
         self.queuePairs = queuePairs
+        self.binding = binding
     }
 
     public var description: String {
-        "\(layout)/\(doorbell)/\(mediator)/q\(queueSize)/b\(batch)/\(payloadBytes)B/\(memory)/qp\(queuePairs)"
+        let base = "\(layout)/\(doorbell)/\(mediator)/q\(queueSize)/b\(batch)/\(payloadBytes)B/\(memory)/qp\(queuePairs)"
+        return binding == "virtio" ? base : base + "/" + binding
     }
 
     /// Parses an id; the error says which part is wrong.
     public init(parsing text: String) throws(ScenarioError) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 8 else { throw .malformedID(text, reason: "expected 8 parts separated by '/', got \(parts.count)") }
+        guard parts.count == 8 || parts.count == 9 else {
+            throw .malformedID(text, reason: "expected 8 parts separated by '/' (9 with a binding), got \(parts.count)")
+        }
+        let binding = parts.count == 9 ? parts[8] : "virtio"
+        guard Self.bindings.contains(binding) else {
+            throw .malformedID(text, reason: "binding '\(binding)' is not one of \(Self.bindings.joined(separator: ", "))")
+        }
         func number(_ part: String, prefix: String, suffix: String = "", name: String) throws(ScenarioError) -> Int {
             guard part.hasPrefix(prefix), part.hasSuffix(suffix),
                   let n = Int(part.dropFirst(prefix.count).dropLast(suffix.count)), n > 0 else {
@@ -48,7 +63,7 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
                   batch: try number(parts[4], prefix: "b", name: "batch"),
                   payloadBytes: try number(parts[5], prefix: "", suffix: "B", name: "payload"),
                   memory: parts[6],
-                  queuePairs: try number(parts[7], prefix: "qp", name: "queue pairs"))
+                  queuePairs: try number(parts[7], prefix: "qp", name: "queue pairs"), binding: binding)
     }
 
     public static func < (a: ScenarioID, b: ScenarioID) -> Bool { a.description < b.description }
@@ -57,6 +72,7 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
     public func with(mediator: String) -> ScenarioID {
         var copy = self
         copy.mediator = mediator
+        if mediator == "none" { copy.binding = "virtio" }
         return copy
     }
 }

@@ -1,0 +1,71 @@
+// The reference every mediated scenario is divided by: the same virtio-net device loop on
+// its own thread and the same driver loop, over the same rings with the same doorbells,
+// but with nothing between them — no parent, no config ops, no bus, no translation beyond
+// the ring memory itself, kicks straight onto the device's doorbell. A mediator's
+// ratio to it is what the mediation costs, and nothing else.
+
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+public final class BareNetDevice<Bell: Doorbell>: @unchecked Sendable {
+    public let counters = NetDeviceCounters()
+    public let arena: QueueArena
+    private var thread: NetDeviceThread<Bell, GuestMemory>?
+    private var splitQueue: DriverQueue<SplitDriver, Bell.Notifier, Bell.Waiter>?
+    private var packedQueue: DriverQueue<PackedDriver, Bell.Notifier, Bell.Waiter>?
+
+    /// The features the bindings negotiate with the parents, so the rings behave the same.
+    public static var features: VirtioFeatures { [.version1, .indirectDescriptors, .eventIndex] }
+
+    /// One transmit queue (virtio-net queue 1) with its device thread running on `deviceCPU`.
+    public init(layout: RingLayoutKind, queueSize: Int, bufferSize: Int, policy: BackingPolicy,
+                bell: Bell.Configuration, deviceCPU: Int32?, probe: DoorbellProbe = .current) throws {
+        let queue: UInt16 = 1
+        arena = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy)
+        let (kickN, kickW) = try Bell.makePair(bell, probe: probe)
+        let (callN, callW) = try Bell.makePair(bell, probe: probe)
+        let handle = NetDeviceThread<Bell, GuestMemory>(result: ResultBox(NetDeviceStop()))
+        let behaviour = NetDeviceBehaviour(copiesPayload: false)
+        let buffers = (0..<arena.bufferCount).map { arena.bufferAddress($0) }
+        let hosts = (0..<arena.bufferCount).map { arena.bufferHost($0) }
+        var features = Self.features
+        switch layout {
+        case .split:
+            let device = try arena.splitDevice(features: features, queue: queue)
+            handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
+                                             counters, handle))
+            splitQueue = DriverQueue(index: queue, driver: try arena.splitDriver(features: features, queue: queue), kick: kickN,
+                                     call: callW, bufferAddresses: buffers, bufferHosts: hosts, bufferSize: bufferSize,
+                                     interruptBypass: true)
+        case .packed:
+            features.insert(.ringPacked)
+            let device = try arena.packedDevice(features: features, queue: queue)
+            handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
+                                             counters, handle))
+            packedQueue = DriverQueue(index: queue, driver: try arena.packedDriver(features: features, queue: queue), kick: kickN,
+                                      call: callW, bufferAddresses: buffers, bufferHosts: hosts, bufferSize: bufferSize,
+                                      interruptBypass: true)
+        }
+        thread = handle
+    }
+
+    public func takeSplitQueue() -> DriverQueue<SplitDriver, Bell.Notifier, Bell.Waiter>? {
+        defer { splitQueue = nil }
+        return splitQueue
+    }
+
+    public func takePackedQueue() -> DriverQueue<PackedDriver, Bell.Notifier, Bell.Waiter>? {
+        defer { packedQueue = nil }
+        return packedQueue
+    }
+
+    /// Stops the device thread; returns why it stopped early, if it did.
+    @discardableResult
+    public func stop() -> String? {
+        defer { thread = nil }
+        return thread?.stop().error
+    }
+
+    deinit { stop() }
+}
