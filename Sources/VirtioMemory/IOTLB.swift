@@ -71,6 +71,12 @@ public struct IOTLB: Sendable {
         mappings = sorted
     }
 
+    /// Takes `other`'s mappings, keeping this copy's hit and miss counts (a device-side
+    /// copy re-reading the map after the control path changed it).
+    public mutating func adoptMappings(of other: IOTLB) {
+        mappings = other.mappings
+    }
+
     /// Adds one mapping (`dma_map`); an overlap with an existing mapping is an error.
     public mutating func map(_ m: Mapping) throws(MemoryError) {
         try Self.validate(m)

@@ -15,8 +15,16 @@ struct ResultsDocumentTests {
         let scenario = try #require((object["scenarios"] as? [[String: Any]])?.first)
         #expect(scenario["ratio_to_calibration"] as? Double == 0.5)
         #expect((scenario["params"] as? [String: Any])?["queue_size"] as? Int == 256)
+        let control = try #require((object["control_path"] as? [[String: Any]])?.first)
+        #expect(control["operation"] as? String == "vhost: VHOST_SET_MEM_TABLE" && control["median_ns"] as? Double == 16_800)
         let back = try JSONDecoder().decode(ResultsDocument.self, from: data)
         #expect(back == doc)
+    }
+
+    @Test func markdownShowsTheControlPathInMicroseconds() {
+        let md = MarkdownReport.render(.sample())
+        #expect(md.contains("## Control path"))
+        #expect(md.contains("| vdpa_sim | suspend | 85.6 | 111.2 | 66.1 | 111.2 | 10 |"))
     }
 }
 
@@ -48,6 +56,11 @@ extension ResultsDocument {
                     params: .init(layout: "packed", doorbell: "io_uring-msgring", mediator: "none", binding: "virtio", queueSize: 256,
                                   batch: 32, payloadBytes: 64, memory: "hugepage-2M", queuePairs: 1),
                     status: .unavailable, reason: "io_uring MSG_RING unavailable: kernel 5.15 < 5.18"),
+            ],
+            controlPath: [
+                .init(parent: "vdpa_sim", operation: "vhost: VHOST_SET_MEM_TABLE", count: 10, medianNs: 16_800, p99Ns: 20_400,
+                      minNs: 15_400, maxNs: 20_400),
+                .init(parent: "vdpa_sim", operation: "suspend", count: 10, medianNs: 85_600, p99Ns: 111_200, minNs: 66_100, maxNs: 111_200),
             ])
     }
 }

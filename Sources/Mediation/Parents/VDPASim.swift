@@ -1,7 +1,7 @@
 // vdpa_sim: the software reference parent. Differs from hardware parents in having no
 // notify area (a kick is kick_vq, which queues work for the worker thread under a lock),
 // translating every descriptor, indirect table and payload address through a software
-// IOTLB (set_map / dma_map), copying each payload through a device-side buffer (vringh
+// IOTLB (set_map / dma_map, editable while the device runs), copying each payload through a device-side buffer (vringh
 // pull/push), raising interrupts by callback from the worker, and supporting get/set
 // queue state, suspend and resume.
 //
@@ -19,6 +19,9 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     private var thread: NetDeviceThread<Bell, SoftwareIOTLBMemory>?
     /// IOTLB lookups that hit, summed over every device half that has stopped.
     public private(set) var iotlbHits: UInt64 = 0
+    /// The IOTLB set_map / dma_map / dma_unmap edit, shared with the running device thread
+    /// (edits apply while it runs, from its next lookup on).
+    public let iotlb = SharedIOTLB()
 
     public static var parentName: String { "vdpa_sim" }
     public static var dmaModel: DMAModel { .onChip }
@@ -41,11 +44,14 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
-        let (iotlb, physical) = core.withState { ($0.iotlb, $0.physicalMemory) }
-        guard let physical else { throw .noAddressSpace(parent: Self.parentName) }
-        thread = try core.startNetDevice(memory: SoftwareIOTLBMemory(iotlb: iotlb, physical: physical),
+        guard let physical = core.withState({ $0.physicalMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        thread = try core.startNetDevice(memory: SoftwareIOTLBMemory(following: iotlb, physical: physical),
                                          behaviour: NetDeviceBehaviour(copiesPayload: true), cpu: deviceCPU, counters: counters)
     }
+
+    /// Why the device thread stopped by itself (a hostile ring, an unmapped address), one
+    /// entry per stop; the queue then needs a reset, as virtio's NEEDS_RESET says.
+    public private(set) var deviceErrors: [String] = []
 
     /// Rings the device's own doorbell from the control path, when the core still holds it.
     private func wakeDevice() {
@@ -55,6 +61,7 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     public func stopDevice() {
         guard let t = thread else { return }
         let stop = t.stop(wake: wakeDevice)
+        if let e = stop.error { deviceErrors.append(e) }
         for m in stop.memories { iotlbHits &+= m.iotlb.hits }
         core.absorb(stop)
         thread = nil
@@ -126,10 +133,12 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
         try editIOTLB(.dmaUnmap) { (t) throws(MemoryError) in _ = try t.unmap(iova: iova, size: size) }
     }
 
+    /// Edits the shared IOTLB — also while the device runs, as a vIOMMU does — and keeps the
+    /// core's copy (what get-style inspection and migration read) equal to it.
     private func editIOTLB(_ op: ConfigOp, _ edit: (inout IOTLB) throws(MemoryError) -> Void) throws(MediationError) {
         try core.withState { (s) throws(MediationError) in
-            guard !s.running else { throw .mappingChangeWhileRunning(op: op) }
-            do throws(MemoryError) { try edit(&s.iotlb) } catch { throw .mapping(error) }
+            do throws(MemoryError) { try iotlb.edit(edit) } catch { throw .mapping(error) }
+            s.iotlb = iotlb.snapshot().iotlb
         }
     }
 }

@@ -69,6 +69,10 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     /// path rings it to make a reset prompt (a device sees its own reset at once).
     private var controlWaker: Bell.Notifier?
 
+    /// Why the device thread stopped by itself (a hostile ring, an unmapped address), one
+    /// entry per stop; the queue then needs a reset, as virtio's NEEDS_RESET says.
+    public private(set) var deviceErrors: [String] = []
+
     /// Rings the device's own doorbell from the control path.
     private func wakeDevice() {
         core.withState { s in
@@ -78,7 +82,9 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
 
     public func stopDevice() {
         if let t = thread {
-            core.absorb(t.stop(wake: wakeDevice))
+            let stop = t.stop(wake: wakeDevice)
+            if let e = stop.error { deviceErrors.append(e) }
+            core.absorb(stop)
             thread = nil
         }
         everStarted = false
