@@ -27,7 +27,7 @@ public protocol Doorbell: SendableMetatype {
 }
 
 /// The ringing end. Owned by exactly one thread from its first `notify` on.
-public protocol DoorbellNotifier {
+public protocol DoorbellNotifier: SendableMetatype {
     /// Rings the doorbell once. Never blocks on the peer. A notification sent while the
     /// waiter is awake is not lost: the waiter's next `wait` returns at once.
     mutating func notify() throws(DoorbellError)
@@ -42,7 +42,7 @@ public protocol DoorbellNotifier {
 /// The sleeping end. Owned by exactly one thread from its first `wait` on: io_uring
 /// requests it arms belong to that thread's task and the kernel cancels them when the
 /// thread exits (see ``DoorbellError/armedRequestCancelled(transport:operation:)``).
-public protocol DoorbellWaiter {
+public protocol DoorbellWaiter: SendableMetatype {
     /// Returns once at least one notification arrived since the previous `wait`
     /// returned (notifications coalesce: several rings may end one wait).
     mutating func wait() throws(DoorbellError)

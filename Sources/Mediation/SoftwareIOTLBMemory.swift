@@ -15,12 +15,15 @@ import VirtioMemory
 
 /// The parent's master IOTLB, edited by the control path while device threads read it.
 public final class SharedIOTLB: @unchecked Sendable {
-    @usableFromInline let lock = ControlLock()
-    @usableFromInline var master = IOTLB()
-    /// Bumped (release) after every edit, under the lock.
-    @usableFromInline let generation = ManagedAtomic<UInt64>(0)
+    let lock = ControlLock()
+    var master = IOTLB()
+    /// Bumped (release) after every edit, under the lock. Plain memory, not an object, so
+    /// the device's per-lookup check is one load with no reference counting.
+    @usableFromInline let generation = UnsafeAtomic<UInt64>.create(0)
 
     public init() {}
+
+    deinit { generation.destroy() }
 
     /// Applies `edit` to the master copy; device copies pick it up before their next lookup.
     public func edit<T>(_ edit: (inout IOTLB) throws(MemoryError) -> T) throws(MemoryError) -> T {
@@ -44,7 +47,9 @@ public final class SharedIOTLB: @unchecked Sendable {
 public struct SoftwareIOTLBMemory: DeviceMemory, @unchecked Sendable {
     public var iotlb: IOTLB
     public let physical: GuestMemory
+    /// Keeps the shared map alive; touched only when the generation moved.
     @usableFromInline let shared: SharedIOTLB?
+    @usableFromInline let generation: UnsafeAtomic<UInt64>?
     @usableFromInline var seenGeneration: UInt64
 
     /// A fixed map (no live edits).
@@ -52,6 +57,7 @@ public struct SoftwareIOTLBMemory: DeviceMemory, @unchecked Sendable {
         self.iotlb = iotlb
         self.physical = physical
         shared = nil
+        generation = nil
         seenGeneration = 0
     }
 
@@ -61,18 +67,20 @@ public struct SoftwareIOTLBMemory: DeviceMemory, @unchecked Sendable {
         iotlb = map
         self.physical = physical
         self.shared = shared
+        self.generation = shared.generation
         seenGeneration = generation
     }
 
     @inlinable
     public mutating func translate(_ address: UInt64, length: UInt32, deviceWrites: Bool) throws(MemoryError) -> UnsafeMutableRawPointer {
-        if let s = shared, s.generation.load(ordering: .acquiring) != seenGeneration { refresh(s) }
+        if let g = generation, g.load(ordering: .acquiring) != seenGeneration { refresh() }
         let pa = try iotlb.translate(iova: address, length: UInt64(length), access: deviceWrites ? .write : .read)
         return try physical.translate(pa, length: UInt64(length))
     }
 
     @usableFromInline @inline(never)
-    mutating func refresh(_ s: SharedIOTLB) {
+    mutating func refresh() {
+        guard let s = shared else { return }
         let (map, generation) = s.snapshot()
         iotlb.adoptMappings(of: map)
         seenGeneration = generation

@@ -5,7 +5,7 @@
 import VirtioMemory
 
 /// Translates a device-visible address range into host memory, or says why it cannot.
-public protocol DeviceMemory {
+public protocol DeviceMemory: SendableMetatype {
     /// Host pointer for `[address, address + length)`; `length` is never 0.
     mutating func translate(_ address: UInt64, length: UInt32, deviceWrites: Bool) throws(MemoryError) -> UnsafeMutableRawPointer
 }

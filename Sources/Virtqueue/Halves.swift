@@ -3,7 +3,7 @@
 // compile time. Protocols used only as generic constraints, never as existentials.
 
 /// What a driver half does, split or packed.
-public protocol VirtqueueDriverHalf {
+public protocol VirtqueueDriverHalf: SendableMetatype {
     var queueSize: Int { get }
     var freeDescriptors: Int { get }
     var buffersInFlight: Int { get }
@@ -21,7 +21,7 @@ public protocol VirtqueueDriverHalf {
 }
 
 /// What a device half does, split or packed.
-public protocol VirtqueueDeviceHalf {
+public protocol VirtqueueDeviceHalf: SendableMetatype {
     var segments: UnsafeBufferPointer<Segment> { get }
     var brokenBy: VirtqueueError? { get }
     mutating func hasAvailable() -> Bool

@@ -98,6 +98,10 @@ public enum MarkdownReport {
         if !notes.sets.isEmpty {
             out += ["Figures marked † rest on a modelled value, listed under Modelled parameters.", ""]
         }
+        if all.contains(where: { $0.ratioToBare != nil }) {
+            out += ["× bare: a mediated scenario's throughput over the same virtio-net device model and driver loop on bare "
+                        + "rings with the same doorbell (no parent, no bus, no translation), measured in the same rounds.", ""]
+        }
         let byLayout = Dictionary(grouping: all, by: \.params.layout)
         for layout in byLayout.keys.sorted() {
             out += ["### Layout \(layout)", ""]

@@ -52,17 +52,23 @@ public enum SummaryTable {
         var lines: [String] = []
         let c = doc.calibration
         lines.append("calibration: cache-line round trip \(fixed(c.cachelineRoundTripNs.p50, 0)) ns, bare ring \(fixed(c.bareRingEntriesPerSecond.median / 1e6, 1)) M entries/s")
-        let header = ["scenario", "status", "Mdesc/s", "× bare ring", "p50 µs", "p99 µs", "kicks/1k", "irqs/1k", "syscalls/1k", "cpu ns/desc"]
+        // "× no mediator": a mediated scenario over the same device model on bare rings with
+        // the same doorbell, measured in the same rounds.
+        let header = ["scenario", "status", "Mdesc/s", "× bare ring", "× no mediator", "p50 µs", "p99 µs", "kicks/1k", "irqs/1k",
+                      "syscalls/1k", "cpu ns/desc"]
         var rows: [[String]] = [header]
         for r in doc.scenarios {
             if r.status != .ok {
-                rows.append([r.id, r.status.rawValue, "-", "-", "-", "-", "-", "-", "-", "-"])
+                rows.append([r.id, r.status.rawValue] + Array(repeating: "-", count: header.count - 2))
                 continue
             }
             rows.append([
                 r.id, "ok",
                 r.throughput.map { fixed($0.descPerSecond.median / 1e6, 2) } ?? "-",
                 r.ratioToCalibration.map { fixed($0, 3) } ?? "-",
+                r.ratioToBare.map { ratio in
+                    fixed(ratio, 3) + (r.ratioToBareCI95.map { " [\(fixed($0[0], 2))–\(fixed($0[1], 2))]" } ?? "")
+                } ?? "-",
                 r.latencyNs.map { fixed($0.p50 / 1000, 1) } ?? "-",
                 r.latencyNs.map { fixed($0.p99 / 1000, 1) } ?? "-",
                 r.counters.map { fixed($0.kicksPer1k, 1) } ?? "-",
