@@ -29,7 +29,7 @@ struct LifecycleCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(figures), as: UTF8.self))
             return
         }
-        print("Lifecycle operations, \(repetitions) repetitions per parent (µs; bring_up includes allocating and zeroing ring memory)")
+        print("Lifecycle operations, \(repetitions) repetitions per parent (µs; allocate_rings is allocating, zeroing and checking ring memory, bring_up the configuration sequence after it)")
         print("parent     operation                                      median        p99        min        max")
         for f in figures {
             let op = f.operation.padding(toLength: 44, withPad: " ", startingAt: 0)
