@@ -27,25 +27,20 @@ public final class BareNetDevice<Bell: Doorbell>: @unchecked Sendable {
         let (callN, callW) = try Bell.makePair(bell, probe: probe)
         let handle = NetDeviceThread<Bell, GuestMemory>(result: ResultBox(NetDeviceStop()))
         let behaviour = NetDeviceBehaviour(copiesPayload: false)
-        let buffers = (0..<arena.bufferCount).map { arena.bufferAddress($0) }
-        let hosts = (0..<arena.bufferCount).map { arena.bufferHost($0) }
+        let window = try QueueWindow(arena: arena, base: arena.ringGPA)
         var features = Self.features
         switch layout {
         case .split:
             let device = try arena.splitDevice(features: features, queue: queue)
             handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
                                              counters, handle))
-            splitQueue = DriverQueue(index: queue, driver: try arena.splitDriver(features: features, queue: queue), kick: kickN,
-                                     call: callW, bufferAddresses: buffers, bufferHosts: hosts, bufferSize: bufferSize,
-                                     interruptBypass: true)
+            splitQueue = try window.splitQueue(index: queue, features: features, kick: kickN, call: callW, interruptBypass: true)
         case .packed:
             features.insert(.ringPacked)
             let device = try arena.packedDevice(features: features, queue: queue)
             handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
                                              counters, handle))
-            packedQueue = DriverQueue(index: queue, driver: try arena.packedDriver(features: features, queue: queue), kick: kickN,
-                                      call: callW, bufferAddresses: buffers, bufferHosts: hosts, bufferSize: bufferSize,
-                                      interruptBypass: true)
+            packedQueue = try window.packedQueue(index: queue, features: features, kick: kickN, call: callW, interruptBypass: true)
         }
         thread = handle
     }

@@ -81,6 +81,8 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     static var dmaModel: DMAModel { get }
     /// The device features this parent's devices offer unless told otherwise.
     static var offeredFeatures: VirtioFeatures { get }
+    /// What the parent's device thread did (packets, bytes, interrupts, its system calls and CPU).
+    var counters: NetDeviceCounters { get }
     /// Model parameters of this parent (what cannot be real here), for reports.
     static var modelParameters: [ModelParameter] { get }
 

@@ -105,24 +105,10 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
                 direct = DriverDoorbell(n)
             }
             for q in queues {
-                let arena = arenas[q]!
-                let shift = Self.guestBase(q) &- arena.ringGPA
-                let memory = try GuestMemory(regions: [GuestRegion(gpa: Self.guestBase(q), size: UInt64(arena.region.size),
-                                                                   host: arena.region.base)])
-                let pool = IndirectPool(gpa: arena.indirectGPA &+ shift, entriesPerTable: arena.indirectEntries)
-                let addresses: RingAddresses
-                let initial: VDPAQueueState
-                switch layout {
-                case .split:
-                    addresses = try SplitLayout(queueSize: queueSize).addresses(at: Self.guestBase(q))
-                    initial = .split(SplitQueueState())
-                case .packed:
-                    addresses = try PackedLayout(queueSize: queueSize).addresses(at: Self.guestBase(q))
-                    initial = .packed(PackedQueueState())
-                }
+                let window = try QueueWindow(arena: arenas[q]!, base: Self.guestBase(q))
                 try binding.handle(.setVringNum(queue: q, size: queueSize))
-                try binding.handle(.setVringBase(queue: q, initial))
-                try binding.handle(.setVringAddr(queue: q, addresses))
+                try binding.handle(.setVringBase(queue: q, window.initialState))
+                try binding.handle(.setVringAddr(queue: q, window.addresses))
                 var kick = VhostKick(mapped: direct, eventfd: nil)
                 if direct == nil {
                     let (n, w) = try EventfdDoorbell.makePair(probe: probe)
@@ -132,20 +118,12 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
                 let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
                 try binding.handle(.setVringCall(queue: q, callN))
                 try binding.handle(.setVringEnable(queue: q, true))
-                let dma = (0..<arena.bufferCount).map { arena.bufferAddress($0) &+ shift }
-                let hosts = (0..<arena.bufferCount).map { arena.bufferHost($0) }
                 let bypass = P.supportedOps.contains(.getVQIRQ)
                 switch layout {
                 case .split:
-                    let d = try SplitDriver(queue: q, layout: SplitLayout(queueSize: queueSize), addresses: addresses,
-                                            memory: memory, features: negotiated, indirectPool: pool)
-                    splitQueues[q] = DriverQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
-                                                 bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                    splitQueues[q] = try window.splitQueue(index: q, features: negotiated, kick: kick, call: callW, interruptBypass: bypass)
                 case .packed:
-                    let d = try PackedDriver(queue: q, layout: PackedLayout(queueSize: queueSize), addresses: addresses,
-                                             memory: memory, features: negotiated, indirectPool: pool)
-                    packedQueues[q] = DriverQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
-                                                  bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                    packedQueues[q] = try window.packedQueue(index: q, features: negotiated, kick: kick, call: callW, interruptBypass: bypass)
                 }
             }
             try binding.handle(.setStatus([.acknowledge, .driver, .featuresOK, .driverOK]))

@@ -142,35 +142,18 @@ public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
                 direct = DriverDoorbell(try device.getVQNotification(first))
             }
             for q in queues {
-                let arena = arenas[q]!
-                let shift = Self.iovaBase(q) &- arena.ringGPA
-                let memory = try GuestMemory(regions: [GuestRegion(gpa: Self.iovaBase(q), size: UInt64(arena.region.size),
-                                                                   host: arena.region.base)])
-                let pool = IndirectPool(gpa: arena.indirectGPA &+ shift, entriesPerTable: arena.indirectEntries)
+                let window = try QueueWindow(arena: arenas[q]!, base: Self.iovaBase(q))
                 try device.setVQNum(q, queueSize)
-                let addresses: RingAddresses
-                switch layout {
-                case .split: addresses = try SplitLayout(queueSize: queueSize).addresses(at: Self.iovaBase(q))
-                case .packed: addresses = try PackedLayout(queueSize: queueSize).addresses(at: Self.iovaBase(q))
-                }
-                try device.setVQAddress(q, addresses)
+                try device.setVQAddress(q, window.addresses)
                 let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
                 try device.setVQCallback(q, callN)
                 let bypass = (try? device.getVQIRQ(q)) != nil
                 let kick = VirtioKick(device: device, queue: q, direct: direct)
-                let dma = (0..<arena.bufferCount).map { arena.bufferAddress($0) &+ shift }
-                let hosts = (0..<arena.bufferCount).map { arena.bufferHost($0) }
                 switch layout {
                 case .split:
-                    let d = try SplitDriver(queue: q, layout: SplitLayout(queueSize: queueSize), addresses: addresses,
-                                            memory: memory, features: negotiated, indirectPool: pool)
-                    splitQueues[q] = VirtioQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
-                                                 bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                    splitQueues[q] = try window.splitQueue(index: q, features: negotiated, kick: kick, call: callW, interruptBypass: bypass)
                 case .packed:
-                    let d = try PackedDriver(queue: q, layout: PackedLayout(queueSize: queueSize), addresses: addresses,
-                                             memory: memory, features: negotiated, indirectPool: pool)
-                    packedQueues[q] = VirtioQueue(index: q, driver: d, kick: kick, call: callW, bufferAddresses: dma,
-                                                  bufferHosts: hosts, bufferSize: bufferSize, interruptBypass: bypass)
+                    packedQueues[q] = try window.packedQueue(index: q, features: negotiated, kick: kick, call: callW, interruptBypass: bypass)
                 }
                 try device.setVQReady(q, true)
             }

@@ -185,7 +185,7 @@ extension MediationSuites {
                 #expect(report.setupError == nil && report.sent.packets == 10_000)
                 binding.unbind()
             }
-            if round == 1 { #expect(openDescriptorCount() == before) }
+            if round == 1 { #expect(noDescriptorsLeaked(since: before)) }
         }
     }
 }

@@ -66,7 +66,6 @@ public enum MediatedRun {
                                       _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
                                       _ probe: DoorbellProbe) throws -> Outcome {
         let layout = RingLayoutKind(rawValue: id.layout) ?? .split
-        let counters = deviceCounters(device)
         let traffic: TrafficOutcome
         var control: [String: Double] = [:]
         // Queue 1 is virtio-net's first transmit queue: the scenario is the TX direction.
@@ -90,13 +89,8 @@ public enum MediatedRun {
             for t in binding.timings { control[t.operation] = Double(t.nanoseconds) }
         }
         var out = outcome(traffic, mode)
-        if let c = counters { addDeviceSide(c, to: &out) }
+        addDeviceSide(device.counters, to: &out)
         return Outcome(datapath: out, controlPath: control)
-    }
-
-    /// The device model's counters of the two parents (each parent keeps its own).
-    static func deviceCounters<P: VDPAConfigOps>(_ device: P) -> NetDeviceCounters? {
-        (device as? VPVDPA<P.Bell>)?.counters ?? (device as? VDPASim<P.Bell>)?.counters
     }
 
     /// Interrupts, device-side system calls and device CPU come from the device thread
