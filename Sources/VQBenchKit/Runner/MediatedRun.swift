@@ -33,18 +33,51 @@ public enum MediatedRun {
         var controlPath: [String: Double]
     }
 
+    /// Something to do with the device doorbell type a scenario names (chosen once, so
+    /// everything below it is specialised for that type).
+    protocol DeviceBellVisitor {
+        associatedtype Output
+        func visit<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Output
+    }
+
+    /// The one place a device doorbell id becomes a type.
+    static func withDeviceBell<V: DeviceBellVisitor>(_ doorbell: String, _ visitor: V) throws -> V.Output {
+        switch doorbell {
+        case "busy-poll": return try visitor.visit(BusyPollDoorbell.self, .allocated)
+        case "eventfd": return try visitor.visit(EventfdDoorbell.self, ())
+        case "futex": return try visitor.visit(FutexDoorbell.self, FutexConfiguration())
+        case "hybrid-eventfd":
+            return try visitor.visit(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: DoorbellDispatch.hybridSpinNanoseconds))
+        default:
+            throw ScenarioError.unknownValue(part: "doorbell", value: doorbell, known: doorbells)
+        }
+    }
+
+    struct Arguments {
+        let id: ScenarioID, backing: MemoryBacking, descriptors: Int, mode: DatapathMode
+        let placement: ThreadPlacement, probe: DoorbellProbe
+    }
+
+    struct MediatedVisitor: DeviceBellVisitor {
+        typealias Output = Outcome
+        let a: Arguments
+        func visit<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Outcome {
+            try run(bell, configuration, a.id, a.backing, a.descriptors, a.mode, a.placement, a.probe)
+        }
+    }
+
+    struct ReferenceVisitor: DeviceBellVisitor {
+        typealias Output = DatapathOutcome
+        let a: Arguments
+        func visit<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> DatapathOutcome {
+            try reference(bell, configuration, a.id, a.backing, a.descriptors, a.mode, a.placement, a.probe)
+        }
+    }
+
     static func run(_ id: ScenarioID, backing: MemoryBacking, descriptors: Int, mode: DatapathMode,
                     placement: ThreadPlacement, probe: DoorbellProbe) throws -> Outcome {
-        let spin = DoorbellDispatch.hybridSpinNanoseconds
-        switch id.doorbell {
-        case "busy-poll": return try run(BusyPollDoorbell.self, .allocated, id, backing, descriptors, mode, placement, probe)
-        case "eventfd": return try run(EventfdDoorbell.self, (), id, backing, descriptors, mode, placement, probe)
-        case "futex": return try run(FutexDoorbell.self, FutexConfiguration(), id, backing, descriptors, mode, placement, probe)
-        case "hybrid-eventfd":
-            return try run(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: spin), id, backing, descriptors, mode, placement, probe)
-        default:
-            throw ScenarioError.unknownValue(part: "doorbell", value: id.doorbell, known: doorbells)
-        }
+        try withDeviceBell(id.doorbell, MediatedVisitor(a: Arguments(id: id, backing: backing, descriptors: descriptors, mode: mode,
+                                                                    placement: placement, probe: probe)))
     }
 
     static func run<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
@@ -153,17 +186,8 @@ public enum MediatedRun {
     /// doorbell, no mediator (see ``BareNetDevice``).
     static func reference(_ id: ScenarioID, backing: MemoryBacking, descriptors: Int, mode: DatapathMode,
                           placement: ThreadPlacement, probe: DoorbellProbe) throws -> DatapathOutcome {
-        let spin = DoorbellDispatch.hybridSpinNanoseconds
-        switch id.doorbell {
-        case "busy-poll": return try reference(BusyPollDoorbell.self, .allocated, id, backing, descriptors, mode, placement, probe)
-        case "eventfd": return try reference(EventfdDoorbell.self, (), id, backing, descriptors, mode, placement, probe)
-        case "futex": return try reference(FutexDoorbell.self, FutexConfiguration(), id, backing, descriptors, mode, placement, probe)
-        case "hybrid-eventfd":
-            return try reference(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: spin), id, backing, descriptors, mode,
-                                 placement, probe)
-        default:
-            throw ScenarioError.unknownValue(part: "doorbell", value: id.doorbell, known: doorbells)
-        }
+        try withDeviceBell(id.doorbell, ReferenceVisitor(a: Arguments(id: id, backing: backing, descriptors: descriptors, mode: mode,
+                                                                     placement: placement, probe: probe)))
     }
 
     static func reference<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
