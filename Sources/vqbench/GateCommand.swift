@@ -9,7 +9,7 @@ import VQBenchKit
 struct GateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gate",
-        abstract: "Check this build against results/baseline.json (exit 0 pass, 2 regression, 4 improvement, 5 no baseline).")
+        abstract: "Check this build against results/baseline.json (exit 0 pass, 2 regression, 4 improvement of an exact count, 5 no baseline).")
 
     @Option(help: "The baseline results document.") var baseline: String = "results/baseline.json"
     @Flag(help: "Write what was measured as the new baseline (review and commit it).") var update = false
@@ -28,22 +28,24 @@ struct GateCommand: ParsableCommand {
             base = try loadResults(baseline)
         }
         var outcome = Gate.judge(observed: observed, baseline: base, options: options)
-        // C rows that were neither clearly in nor clearly out get one re-run (issue 7).
+        // C rows that were neither clearly in nor clearly out get one re-run, of the scenarios
+        // their comparisons pair; the re-run's verdict stands.
         let unsure = outcome.checks.filter { $0.check.hasPrefix("C ") && ($0.verdict == "inconclusive" || $0.verdict == "regression") }
         if !unsure.isEmpty && !skipRatios {
             if !json { print("re-running \(unsure.count) ratio check(s) once") }
+            let pairs = (observed.comparisons ?? []).filter { c in unsure.contains { $0.check == Gate.checkName(c) } }
             var again = options
-            again.ratioScenarios = unsure.compactMap { try? ScenarioID(parsing: String($0.check.dropFirst(2))) }
+            again.ratioScenarios = options.ratioScenarios.filter { id in
+                pairs.contains { $0.a == id.description || $0.b == id.description }
+            }
             let rerun = try Gate.measure(again, ratios: true) { if !json { print($0) } }
             let second = Gate.judge(observed: rerun, baseline: base, options: options)
             for (i, check) in outcome.checks.enumerated() where unsure.contains(check) {
-                // The re-run decides: pass, inconclusive again, or a regression whose whole
-                // interval is again beyond the tolerance.
                 if let replacement = second.checks.first(where: { $0.check == check.check }) {
                     outcome.checks[i] = replacement
                 }
             }
-            outcome = Gate.judge(observed: outcome.observed, baseline: base, options: options).withChecks(outcome.checks)
+            outcome = outcome.withChecks(outcome.checks)
         }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let path = output + "/gate-" + outcome.observed.runID + ".json"
@@ -57,8 +59,7 @@ struct GateCommand: ParsableCommand {
             print("wrote \(path)")
         }
         if update {
-            var fresh = outcome.observed
-            fresh.gate = nil
+            let fresh = Gate.updatedBaseline(observed: outcome.observed, previous: base)
             try ResultsWriter.encode(fresh).write(to: URL(fileURLWithPath: baseline))
             print("baseline updated: \(baseline) — review and commit it")
             return

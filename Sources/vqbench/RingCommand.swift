@@ -28,15 +28,17 @@ struct RingCommand: ParsableCommand {
         let report = try RingBenchmark.run(config) { line in if verbose { print("  " + line) } }
         print("ring memory: \(report.backing); q\(queueSize), \(payload) B payload; \(report.discardedRounds) rounds discarded for a placement change")
         if let note = report.placementNote { print("note: \(note)") }
+        print("placement classes: " + report.placementClasses.map { "\($0.name) (\(fixed($0.minNs, 0))–\(fixed($0.maxNs, 0)) ns, \($0.samples) round trips)" }
+            .joined(separator: ", "))
         print("layout  batch  single-thread ns/desc  two-thread Mdesc/s (median, per placement)  cpu ns/desc")
         for f in report.figures {
-            let tt = f.twoThreadDescriptorsPerSecond.sorted { $0.key.rawValue > $1.key.rawValue }
-                .map { "\($0.key.rawValue): \(fixed(median($0.value) / 1e6, 1)) (n=\($0.value.count))" }
+            let tt = f.twoThreadDescriptorsPerSecond.sorted { $0.key < $1.key }
+                .map { "\($0.key): \(fixed(median($0.value) / 1e6, 1)) (n=\($0.value.count))" }
                 .joined(separator: ", ")
             print("\(f.layout.rawValue.padding(8))\(String(f.batch).padding(7))\(fixed(f.singleThreadNsPerDescriptor, 2).padding(23))\(tt.padding(44))\(fixed(f.cpuNsPerDescriptor, 1))")
         }
-        for r in report.ratios.sorted(by: { ($0.batch, $0.placement.rawValue) < ($1.batch, $1.placement.rawValue) }) {
-            print("packed/split two-thread, batch \(r.batch), \(r.placement.rawValue): \(fixed(median(r.packedOverSplit), 3))× (rounds: \(r.packedOverSplit.map { fixed($0, 2) }.joined(separator: " ")))")
+        for r in report.ratios.sorted(by: { ($0.batch, $0.placement) < ($1.batch, $1.placement) }) {
+            print("packed/split two-thread, batch \(r.batch), \(r.placement): \(fixed(median(r.packedOverSplit), 3))× (rounds: \(r.packedOverSplit.map { fixed($0, 2) }.joined(separator: " ")))")
         }
     }
 }

@@ -18,9 +18,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Directory for results.") var output: String = "results"
     @Option(help: "Repetitions of each parent's lifecycle timed after mediated scenarios (0: skip).")
     var lifecycleRepetitions: Int = 10
+    @Option(name: .customLong("repeat"),
+            help: "Run the suite N times; the last run's document also gets each paired ratio's median and spread (IQR / median) over the N.")
+    var repeatCount: Int = 1
     @Flag(help: "Print the results document to standard output as well.") var json = false
 
     func run() throws {
+        guard repeatCount >= 1 else { throw CLIError("--repeat must be at least 1") }
         guard let suite = Suite(rawValue: suite) else {
             throw CLIError(ScenarioError.unknownSuite(self.suite, known: Suite.allCases.map(\.rawValue)).description)
         }
@@ -46,13 +50,24 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
-        let document = try Engine.run(options) { print($0); fflush(nil) }
-        let files = try ResultsWriter.write(document, to: output)
-        print("")
-        print(SummaryTable.render(document))
-        for f in files { print("wrote \(f)") }
-        if json { print(String(decoding: try ResultsWriter.encode(document), as: UTF8.self)) }
-        if document.scenarios.contains(where: { $0.status == .failed }) { throw ExitCode(1) }
+        var runs: [ResultsDocument] = []
+        var failed = false
+        for n in 1...repeatCount {
+            if repeatCount > 1 { print("run \(n) of \(repeatCount)") }
+            var document = try Engine.run(options) { print($0); fflush(nil) }
+            runs.append(document)
+            if n == repeatCount && repeatCount > 1 {
+                document.repeatSpread = .init(runs: runs.count, runIDs: runs.map(\.runID),
+                                              spread: PairedComparisons.spread(runs.map { $0.comparisons ?? [] }))
+            }
+            let files = try ResultsWriter.write(document, to: output)
+            print("")
+            print(SummaryTable.render(document))
+            for f in files { print("wrote \(f)") }
+            if json { print(String(decoding: try ResultsWriter.encode(document), as: UTF8.self)) }
+            failed = failed || document.scenarios.contains(where: { $0.status == .failed })
+        }
+        if failed { throw ExitCode(1) }
     }
 }
 

@@ -59,7 +59,10 @@ struct ScenarioIDTests {
         let ids = Suite.quick.scenarios(memory: "thp")
         #expect(Set(ids.map(\.layout)) == ["split", "packed"])
         #expect(Set(ids.map(\.doorbell)).isSuperset(of: ["poll", "eventfd", "io_uring-msgring"]))
-        #expect(Set(ids.map { "\($0.queueSize)/\($0.batch)/\($0.payloadBytes)" }) == ["256/32/64"])
+        #expect(Set(ids.map { "\($0.queueSize)/\($0.payloadBytes)" }) == ["256/64"])
+        // Every doorbell at b32; polled rings also at b1 and b8 (the batch curve, packed ÷ split at each).
+        #expect(Set(ids.filter { $0.batch != 32 }.map { "\($0.layout)/\($0.doorbell)/\($0.mediator)/b\($0.batch)" })
+                == ["split/poll/none/b1", "split/poll/none/b8", "packed/poll/none/b1", "packed/poll/none/b8"])
     }
 
     @Test func standardSuiteMeasuresEachParentNextToItsBareRing() {
@@ -81,14 +84,22 @@ struct ScenarioIDTests {
 struct EngineRunTests {
     @Test func aShortRealRunWritesACompleteSchemaValidDocument() throws {
         var options = RunOptions()
-        options.filter = "split/poll/*,packed/eventfd/*"
+        options.filter = "split/poll/*/b32/*,packed/poll/*/b32/*,packed/eventfd/*"
         options.plan.secondsPerScenario = 0.3
-        options.plan.rounds = 2
+        options.plan.rounds = 3
         options.plan.latencyBatches = 50
         var lines: [String] = []
         let doc = try Engine.run(options) { lines.append($0) }
-        #expect(doc.scenarios.count == 2)
-        #expect(lines.contains { $0.hasPrefix("[2/2]") })
+        #expect(doc.scenarios.count == 3)
+        #expect(lines.contains { $0.hasPrefix("[3/3]") })
+        #expect(lines.contains { $0.hasPrefix("round 3/3") })
+        // Paired in the same rounds: packed ÷ split, and eventfd ÷ poll.
+        let kinds = (doc.comparisons ?? []).map { "\($0.kind.rawValue) \($0.a.prefix(while: { $0 != "/" })) \($0.b.prefix(while: { $0 != "/" }))" }
+        #expect(Set(kinds) == ["layout packed split", "doorbell packed packed"])
+        for c in doc.comparisons ?? [] {
+            #expect(c.rounds >= 1 && c.rounds <= 3 && c.ratio > 0)
+            #expect(doc.calibration.placementClasses?.contains { $0.name == c.placement } == true)
+        }
         for s in doc.scenarios {
             #expect(s.status == .ok, "\(s.id): \(s.reason ?? "")")
             let t = try #require(s.throughput)

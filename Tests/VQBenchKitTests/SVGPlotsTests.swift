@@ -93,12 +93,20 @@ struct SVGPlotsTests {
         }
     }
 
-    @Test func throughputDrawsOneLinePerLayoutDoorbellMediator() throws {
+    @Test func throughputDrawsOneLinePerSeriesOfTwoOrMoreBatchSizes() throws {
+        // mlx5 ran at one batch size only: no line of one point.
         let outline = try SVGOutline.parse(SVGPlots.throughputVsBatch(.reportSample()))
         let series = outline.all("polyline", class: "series")
-        #expect(series.compactMap { $0["data-series"] } == ["split/eventfd/mlx5 †", "split/poll/ifcvf †", "split/poll/none"])
-        #expect(series.map { $0["points"]!.split(separator: " ").count } == [1, 2, 2])
+        #expect(series.compactMap { $0["data-series"] } == ["split/poll/ifcvf †", "split/poll/none"])
+        #expect(series.map { $0["points"]!.split(separator: " ").count } == [2, 2])
         #expect(outline.texts.contains("8") && outline.texts.contains("32"))
+    }
+
+    @Test func aRunWithOneBatchSizeGetsNoBatchPlot() {
+        var doc = ResultsDocument.reportSample()
+        doc.scenarios.removeAll { $0.params.batch != 32 }
+        #expect(SVGPlots.render(doc)["throughput-vs-batch.svg"] == nil)
+        #expect(SVGPlots.render(.reportSample())["throughput-vs-batch.svg"] != nil)
     }
 
     @Test func throughputLabelsNameAParameterOnlyWhenItVaries() throws {
@@ -109,7 +117,12 @@ struct SVGPlotsTests {
         doc.scenarios.append(wide)
         let outline = try SVGOutline.parse(SVGPlots.throughputVsBatch(doc))
         let series = outline.all("polyline", class: "series").compactMap { $0["data-series"] }
-        #expect(series == ["split/eventfd/mlx5/64B †", "split/poll/ifcvf/64B †", "split/poll/none/1500B", "split/poll/none/64B"])
+        wide.params.batch = 8
+        wide.id = "split/poll/none/q256/b8/1500B/hugepage-2M/qp1"
+        doc.scenarios.append(wide)
+        let both = try SVGOutline.parse(SVGPlots.throughputVsBatch(doc)).all("polyline", class: "series").compactMap { $0["data-series"] }
+        #expect(series == ["split/poll/ifcvf/64B †", "split/poll/none/64B"])
+        #expect(both == ["split/poll/ifcvf/64B †", "split/poll/none/1500B", "split/poll/none/64B"])
     }
 
     @Test func ratiosDrawOneBarPerScenarioGroupedByMediator() throws {

@@ -16,12 +16,15 @@ public enum MachineInfo {
                              free2M: inventory.pool(pageSize: 2 << 20)?.free ?? 0,
                              total1G: inventory.pool(pageSize: 1 << 30)?.total ?? 0,
                              thp: inventory.thpMode),
-            ioUring: ioUring, valgrind: valgrindVersion())
+            ioUring: ioUring, valgrind: valgrindVersion(), cpuVendor: cpuinfo("vendor_id"))
     }
 
-    public static func cpuModel() -> String {
+    public static func cpuModel() -> String { cpuinfo("model name") }
+
+    /// The first value of `field` in /proc/cpuinfo, or "unknown".
+    static func cpuinfo(_ field: String) -> String {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
-        for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
             if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingWhitespace() }
         }
         return "unknown"

@@ -1,6 +1,6 @@
-// The cross-core cache-line round trip: two threads bounce one word. This VM flips between
-// a "near" (~50 ns) and a "far" (~335 ns) vCPU placement; every throughput figure follows,
-// so each measured round records it before and after.
+// The cross-core cache-line round trip: two threads bounce one word. This kind of VM moves
+// its vCPUs between placements (round trips of ~70 to ~490 ns seen); every throughput
+// figure follows, so each measured round records it before and after (PlacementClasses).
 
 import Atomics
 import CPlatform
@@ -10,9 +10,6 @@ import Doorbell
 public struct CachelineRoundTrip: Sendable {
     public var medianNanoseconds: Double
     public var p99Nanoseconds: Double
-
-    /// Which placement a round trip time means (threshold between the two modes seen here).
-    public var placement: Placement { Placement(roundTripNanoseconds: medianNanoseconds) }
 
     /// Measures `samples` batches of `perSample` round trips each.
     public static func measure(samples: Int = 21, perSample: Int = 2_000,
@@ -48,16 +45,5 @@ public struct CachelineRoundTrip: Sendable {
         let sorted = times.value.sorted()
         return CachelineRoundTrip(medianNanoseconds: sorted[sorted.count / 2],
                                   p99Nanoseconds: sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
-    }
-}
-
-/// The two vCPU placements this kind of VM alternates between.
-public enum Placement: String, Sendable, Codable {
-    case near
-    case far
-
-    /// Round trips under 150 ns are "near" (seen: ~52 ns), above are "far" (seen: ~335 ns).
-    public init(roundTripNanoseconds: Double) {
-        self = roundTripNanoseconds < 150 ? .near : .far
     }
 }

@@ -11,6 +11,8 @@ public enum MarkdownReport {
         calibration(doc.calibration, into: &out)
         scenarios(doc.scenarios, notes: notes, into: &out)
         footnotes(notes, into: &out)
+        comparisons(doc.comparisons, into: &out)
+        repeatSpread(doc.repeatSpread, into: &out)
         controlPath(doc.controlPath, into: &out)
         gate(doc.gate, into: &out)
         return out.joined(separator: "\n") + "\n"
@@ -72,6 +74,10 @@ public enum MarkdownReport {
             out.append("| Doorbell wake, \(ReportFormat.cell(transport)) (µs) | \(ReportFormat.micros(wake.p50)) | \(ReportFormat.micros(wake.p99)) |")
         }
         out.append("")
+        if let classes = c.placementClasses, !classes.isEmpty {
+            let seen = classes.map { "\($0.name) (\($0.samples) round trips, \(ReportFormat.decimal($0.minNs, 0))–\(ReportFormat.decimal($0.maxNs, 0)) ns)" }
+            out.append("Placement classes (clusters of this run's cache-line round trips): \(seen.joined(separator: ", ")).")
+        }
         if let placements = c.placements, !placements.isEmpty {
             let seen = placements.sorted(by: { $0.key < $1.key }).map { "\($0.key) (\($0.value) rounds)" }
             out.append("Placements seen: \(seen.joined(separator: ", ")).")
@@ -187,6 +193,44 @@ public enum MarkdownReport {
             }
             out.append("")
         }
+    }
+
+    static func comparisons(_ all: [ResultsDocument.Comparison]?, into out: inout [String]) {
+        guard let all, !all.isEmpty else { return }
+        out += [
+            "## Paired comparisons",
+            "",
+            "a ÷ b, each from the rounds in which both were measured in the same placement class (rounds interleaved).",
+            "",
+            "| Kind | a | b | Ratio | ci95 | Rounds | Placement |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for c in all {
+            let b = c.kind == .mediator ? "bare reference" : "`\(ReportFormat.cell(c.b))`"
+            out.append("| \(c.kind.rawValue) | `\(ReportFormat.cell(c.a))` | \(b) | \(ReportFormat.decimal(c.ratio, 3)) | "
+                + "\(interval(c.ci95) { ReportFormat.decimal($0, 3) }) | \(c.rounds) | \(ReportFormat.cell(c.placement)) |")
+        }
+        if all.contains(where: { $0.kind == .mediator }) {
+            out.append("")
+            out.append("bare reference: " + PairedComparisons.referenceNote.dropFirst(3) + ".")
+        }
+        out.append("")
+    }
+
+    static func repeatSpread(_ r: ResultsDocument.Repeat?, into out: inout [String]) {
+        guard let r, !r.spread.isEmpty else { return }
+        out += [
+            "## Repeatability over \(r.runs) runs",
+            "",
+            "| Comparison | Median | IQR / median | Min | Max | Placements |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in r.spread {
+            out.append("| \(ReportFormat.cell(s.comparison)) | \(ReportFormat.decimal(s.median, 3)) | "
+                + "\(ReportFormat.decimal(s.iqrOverMedian * 100, 1)) % | \(ReportFormat.decimal(s.min, 3)) | "
+                + "\(ReportFormat.decimal(s.max, 3)) | \(ReportFormat.cell(Array(Set(s.placements)).sorted().joined(separator: ", "))) |")
+        }
+        out.append("")
     }
 
     static func controlPath(_ ops: [ResultsDocument.ControlPathOperation]?, into out: inout [String]) {

@@ -32,10 +32,20 @@ public enum ResultsComparison {
                 rows.append(Comparison.Row(id: id, metric: metric, a: va, b: vb, threshold: threshold, comparable: comparable))
             }
         }
+        // Paired ratios first: each was measured as a pair in one placement class of its run.
+        // A move is flagged only between the same machine key (CPU, CPU count, placement class).
+        let pairsB = Dictionary((b.comparisons ?? []).map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        var pairs: [Comparison.PairRow] = []
+        for x in a.comparisons ?? [] {
+            guard let y = pairsB[x.key] else { continue }
+            let keyA = a.machineKey(placement: x.placement, roundTripNs: x.placementRoundTripNs ?? 0)
+            let keyB = b.machineKey(placement: y.placement, roundTripNs: y.placementRoundTripNs ?? 0)
+            pairs.append(.init(comparison: x.key, a: x, b: y, threshold: threshold, comparable: keyA.matches(keyB)))
+        }
         return Comparison(
             runA: a.runID, runB: b.runID, threshold: threshold,
             machineDifferences: machineDifferences, placementDifferences: placementDifferences,
-            rows: rows, statusChanges: statusChanges,
+            pairs: pairs, rows: rows, statusChanges: statusChanges,
             onlyInA: Set(byIDA.keys).subtracting(byIDB.keys).sorted(),
             onlyInB: Set(byIDB.keys).subtracting(byIDA.keys).sorted())
     }
@@ -137,6 +147,29 @@ public enum ResultsComparison {
             }
         }
 
+        /// One paired ratio in both runs.
+        public struct PairRow: Sendable, Equatable {
+            public var comparison: String
+            public var a: ResultsDocument.Comparison
+            public var b: ResultsDocument.Comparison
+            public var move: Move
+            /// False when the runs' machine keys differ (another CPU, CPU count or placement class).
+            public var comparable: Bool
+            public var flagged: Bool { move != .within && comparable }
+
+            public init(comparison: String, a: ResultsDocument.Comparison, b: ResultsDocument.Comparison, threshold: Double,
+                        comparable: Bool) {
+                self.comparison = comparison
+                self.a = a
+                self.b = b
+                self.comparable = comparable
+                let r = a.ratio != 0 ? b.ratio / a.ratio : .nan
+                // A move counts only when it exceeds the threshold and the two intervals do not overlap.
+                let apart = (a.ci95?.last ?? a.ratio) < (b.ci95?.first ?? b.ratio) || (b.ci95?.last ?? b.ratio) < (a.ci95?.first ?? a.ratio)
+                move = r.isFinite && abs(r - 1) > threshold && apart ? (r > 1 ? .better : .worse) : .within
+            }
+        }
+
         public struct StatusChange: Sendable, Equatable {
             public var id: String
             public var a: ScenarioResult.Status
@@ -152,6 +185,8 @@ public enum ResultsComparison {
         public var machineDifferences: [String]
         /// Run-level and per-scenario placement changes.
         public var placementDifferences: [String]
+        /// Paired ratios present in both runs.
+        public var pairs: [PairRow]
         /// Scenarios ok in both runs, ratios first within each scenario.
         public var rows: [Row]
         /// Scenarios in both runs that were not ok in at least one.
@@ -161,6 +196,7 @@ public enum ResultsComparison {
 
         public var sameMachine: Bool { machineDifferences.isEmpty }
         public var flagged: [Row] { rows.filter(\.flagged) }
+        public var flaggedPairs: [PairRow] { pairs.filter(\.flagged) }
 
         public func markdown() -> String {
             var out = [
@@ -178,6 +214,21 @@ public enum ResultsComparison {
             if !placementDifferences.isEmpty {
                 out += ["**Placements differ**; the affected absolute figures are shown but not flagged:", ""]
                 out += placementDifferences.map { "- \(ReportFormat.cell($0))" }
+                out.append("")
+            }
+            if !pairs.isEmpty {
+                out += ["## Paired ratios in both runs", "",
+                        "Each a ÷ b measured in the same rounds and placement class of its run; a move is flagged when it "
+                            + "exceeds the threshold, the intervals do not overlap, and both runs had the same machine key.", "",
+                        "| Comparison | A [ci95] | B [ci95] | B/A | Placement A → B | Move |", "|---|---|---|---|---|---|"]
+                func shown(_ c: ResultsDocument.Comparison) -> String {
+                    ReportFormat.decimal(c.ratio, 3) + (c.ci95.map { " [\(ReportFormat.decimal($0[0], 3)), \(ReportFormat.decimal($0[1], 3))]" } ?? "")
+                }
+                for p in pairs {
+                    let move = p.move == .within ? "" : p.comparable ? "⚑ \(p.move.rawValue)" : "\(p.move.rawValue) (other machine key)"
+                    out.append("| \(ReportFormat.cell(p.comparison)) | \(shown(p.a)) | \(shown(p.b)) | "
+                        + "\(ReportFormat.decimal(p.b.ratio / p.a.ratio, 3)) | \(p.a.placement) → \(p.b.placement) | \(move) |")
+                }
                 out.append("")
             }
             out += ["## Scenarios in both runs", ""]

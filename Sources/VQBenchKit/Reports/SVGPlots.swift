@@ -6,11 +6,10 @@ import Foundation
 public enum SVGPlots {
     /// Every plot, keyed by the suffix of its file name (`<run-id>-latency.svg`, …).
     public static func render(_ doc: ResultsDocument) -> [String: String] {
-        [
-            "latency.svg": latency(doc),
-            "throughput-vs-batch.svg": throughputVsBatch(doc),
-            "ratios.svg": ratios(doc),
-        ]
+        var plots = ["latency.svg": latency(doc), "ratios.svg": ratios(doc)]
+        // A line needs two batch sizes: a run without such a series gets no batch plot at all.
+        if !batchSeries(doc).isEmpty { plots["throughput-vs-batch.svg"] = throughputVsBatch(doc) }
+        return plots
     }
 
     static let dagger = ["† rests on a modelled value", "(see the .md report)"]
@@ -86,16 +85,25 @@ public enum SVGPlots {
 
     /// One line per series of scenarios that differ only in batch size; labels name layout,
     /// doorbell and mediator, plus any other parameter that varies in this run.
-    public static func throughputVsBatch(_ doc: ResultsDocument) -> String {
-        let title = "Throughput against batch size"
+    /// Series of scenarios that differ only in batch size, keyed by label; only those with
+    /// two or more batch sizes.
+    static func batchSeries(_ doc: ResultsDocument) -> [String: [ScenarioResult]] {
         let measured = doc.scenarios.filter { $0.status == .ok && $0.throughput != nil && $0.params.batch > 0 }
-        guard !measured.isEmpty else {
-            return SVGCanvas.noData(title: title, reason: "no scenario in this run measured throughput")
-        }
         let varying = varyingExtras(measured.map(\.params))
         let series = Dictionary(grouping: measured) { s in
-            ([s.params.layout, s.params.doorbell, s.params.mediator] + varying.map { $0.1(s.params) }).joined(separator: "/")
+            ([s.params.layout, s.params.doorbell, s.params.mediator] + varying.map { $0.1(s.params) })
+                .joined(separator: "/")
         }
+        return series.filter { Set($0.value.map(\.params.batch)).count >= 2 }
+    }
+
+    public static func throughputVsBatch(_ doc: ResultsDocument) -> String {
+        let title = "Throughput against batch size"
+        let series = batchSeries(doc)
+        guard !series.isEmpty else {
+            return SVGCanvas.noData(title: title, reason: "no series in this run measured two or more batch sizes")
+        }
+        let measured = series.values.flatMap { $0 }
         let labels = series.keys.sorted()
         let batches = Set(measured.map(\.params.batch)).sorted()
         let mdesc = measured.map { $0.throughput!.descPerSecond.median / 1e6 }

@@ -18,11 +18,18 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
     public var scenarios: [ScenarioResult]
     /// Each parent's lifecycle operations, timed over repetitions (`vqbench lifecycle`).
     public var controlPath: [ControlPathOperation]?
+    /// Paired ratios: a and b measured in the same interleaved rounds and placement class.
+    public var comparisons: [Comparison]?
+    /// Spread of each paired ratio across the runs of `vqbench run --repeat N`.
+    public var repeatSpread: Repeat?
     public var gate: [GateCheck]?
+    /// Only in a gate baseline: gate C's paired ratios, one entry per machine key.
+    public var ratioBaselines: [RatioBaseline]?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", tool, startedAt = "started_at", durationSeconds = "duration_s"
-        case suite, filter, machine, calibration, scenarios, controlPath = "control_path", gate
+        case suite, filter, machine, calibration, scenarios, controlPath = "control_path", comparisons
+        case repeatSpread = "repeat", gate, ratioBaselines = "ratio_baselines"
     }
 
     /// One control-path operation of one parent, over its repetitions.
@@ -51,7 +58,7 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
     public init(schemaVersion: Int = ResultsDocument.currentSchemaVersion, tool: Tool, startedAt: String,
                 durationSeconds: Double, suite: String, filter: String?, machine: Machine,
                 calibration: Calibration, scenarios: [ScenarioResult], controlPath: [ControlPathOperation]? = nil,
-                gate: [GateCheck]? = nil) {
+                comparisons: [Comparison]? = nil, gate: [GateCheck]? = nil) {
         self.schemaVersion = schemaVersion
         self.tool = tool
         self.startedAt = startedAt
@@ -62,6 +69,7 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
         self.calibration = calibration
         self.scenarios = scenarios
         self.controlPath = controlPath
+        self.comparisons = comparisons
         self.gate = gate
     }
 
@@ -86,6 +94,8 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
     }
 
     public struct Machine: Codable, Sendable, Equatable {
+        /// /proc/cpuinfo's vendor_id (GenuineIntel, AuthenticAMD, …).
+        public var cpuVendor: String?
         public var cpuModel: String
         public var logicalCPUs: Int
         public var kernel: String
@@ -95,11 +105,12 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
         public var ioUring: IOUring
         public var valgrind: String?
         enum CodingKeys: String, CodingKey {
-            case cpuModel = "cpu_model", logicalCPUs = "logical_cpus", kernel, virtualization
+            case cpuVendor = "cpu_vendor", cpuModel = "cpu_model", logicalCPUs = "logical_cpus", kernel, virtualization
             case tscHz = "tsc_hz", hugepages, ioUring = "io_uring", valgrind
         }
         public init(cpuModel: String, logicalCPUs: Int, kernel: String, virtualization: String, tscHz: Double,
-                    hugepages: Hugepages, ioUring: IOUring, valgrind: String?) {
+                    hugepages: Hugepages, ioUring: IOUring, valgrind: String?, cpuVendor: String? = nil) {
+            self.cpuVendor = cpuVendor
             self.cpuModel = cpuModel
             self.logicalCPUs = logicalCPUs
             self.kernel = kernel
@@ -142,11 +153,13 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
         public var cachelineRoundTripNs: Percentiles
         public var bareRingEntriesPerSecond: Interval
         public var wakeNs: [String: Percentiles]
-        /// Rounds seen in each vCPU placement during the run.
+        /// Rounds kept in each vCPU placement class during the run.
         public var placements: [String: Int]?
+        /// The placement classes found by clustering the run's own round trips.
+        public var placementClasses: [PlacementClass]?
         enum CodingKeys: String, CodingKey {
             case cachelineRoundTripNs = "cacheline_rtt_ns", bareRingEntriesPerSecond = "bare_ring_entries_per_s"
-            case wakeNs = "wake_ns", placements
+            case wakeNs = "wake_ns", placements, placementClasses = "placement_classes"
         }
         public init(cachelineRoundTripNs: Percentiles, bareRingEntriesPerSecond: Interval,
                     wakeNs: [String: Percentiles], placements: [String: Int]? = nil) {

@@ -22,7 +22,18 @@ extension ResultsValidator {
     "calibration": { "type": "object", "$ref": "#/$defs/Calibration" },
     "scenarios": { "type": "array", "items": { "type": "object", "$ref": "#/$defs/Scenario" } },
     "control_path": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/ControlPathOperation" } },
-    "gate": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/GateCheck" } }
+    "comparisons": {
+      "type": ["array", "null"],
+      "description": "Paired ratios a ÷ b, a and b measured in the same interleaved rounds and placement class.",
+      "items": { "type": "object", "$ref": "#/$defs/Comparison" }
+    },
+    "repeat": { "type": ["object", "null"], "$ref": "#/$defs/Repeat" },
+    "gate": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/GateCheck" } },
+    "ratio_baselines": {
+      "type": ["array", "null"],
+      "description": "Only in a gate baseline: gate C's paired ratios per machine key (CPU, CPU count, placement class).",
+      "items": { "type": "object", "$ref": "#/$defs/RatioBaseline" }
+    }
   },
   "$defs": {
     "ControlPathOperation": {
@@ -51,6 +62,7 @@ extension ResultsValidator {
     "Machine": {
       "required": ["cpu_model", "logical_cpus", "kernel", "virtualization", "tsc_hz", "hugepages", "io_uring"],
       "properties": {
+        "cpu_vendor": { "type": ["string", "null"], "description": "/proc/cpuinfo vendor_id" },
         "cpu_model": { "type": "string" },
         "logical_cpus": { "type": "integer", "minimum": 1 },
         "kernel": { "type": "string" },
@@ -90,9 +102,82 @@ extension ResultsValidator {
         },
         "placements": {
           "type": ["object", "null"],
-          "description": "Rounds seen in each vCPU placement during the run.",
+          "description": "Rounds kept in each vCPU placement class during the run.",
           "additionalProperties": { "type": "integer", "minimum": 0 }
+        },
+        "placement_classes": {
+          "type": ["array", "null"],
+          "description": "Clusters of the run's own cache-line round trips, fastest first.",
+          "items": { "type": "object", "$ref": "#/$defs/PlacementClass" }
         }
+      }
+    },
+    "PlacementClass": {
+      "required": ["name", "rtt_ns", "min_ns", "max_ns", "samples"],
+      "properties": {
+        "name": { "type": "string", "description": "rtt-<median rounded to 10 ns>ns" },
+        "rtt_ns": { "type": "number", "minimum": 0 },
+        "min_ns": { "type": "number", "minimum": 0 },
+        "max_ns": { "type": "number", "minimum": 0 },
+        "samples": { "type": "integer", "minimum": 1 }
+      }
+    },
+    "Comparison": {
+      "required": ["a", "b", "kind", "ratio", "rounds", "placement"],
+      "properties": {
+        "a": { "type": "string" },
+        "b": { "type": "string" },
+        "kind": { "type": "string", "enum": ["layout", "doorbell", "mediator", "binding", "revision"] },
+        "ratio": { "type": "number", "minimum": 0 },
+        "ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
+        "rounds": { "type": "integer", "minimum": 1 },
+        "placement": { "type": "string" },
+        "placement_rtt_ns": { "type": ["number", "null"], "minimum": 0 },
+        "note": { "type": ["string", "null"] }
+      }
+    },
+    "Repeat": {
+      "required": ["runs", "run_ids", "spread"],
+      "properties": {
+        "runs": { "type": "integer", "minimum": 1 },
+        "run_ids": { "type": "array", "items": { "type": "string" } },
+        "spread": {
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": ["comparison", "kind", "runs", "median", "iqr_over_median", "min", "max", "placements"],
+            "properties": {
+              "comparison": { "type": "string" },
+              "kind": { "type": "string", "enum": ["layout", "doorbell", "mediator", "binding", "revision"] },
+              "runs": { "type": "integer", "minimum": 1 },
+              "median": { "type": "number" },
+              "iqr_over_median": { "type": "number", "minimum": 0 },
+              "min": { "type": "number" },
+              "max": { "type": "number" },
+              "placements": { "type": "array", "items": { "type": "string" } }
+            }
+          }
+        }
+      }
+    },
+    "RatioBaseline": {
+      "required": ["machine", "recorded_at", "comparisons"],
+      "properties": {
+        "machine": {
+          "type": "object",
+          "required": ["cpu_vendor", "cpu_model", "logical_cpus", "placement", "placement_rtt_ns"],
+          "properties": {
+            "cpu_vendor": { "type": "string" },
+            "cpu_vendor": { "type": ["string", "null"], "description": "/proc/cpuinfo vendor_id" },
+        "cpu_model": { "type": "string" },
+            "logical_cpus": { "type": "integer", "minimum": 1 },
+            "placement": { "type": "string" },
+            "placement_rtt_ns": { "type": "number", "minimum": 0 }
+          }
+        },
+        "recorded_at": { "type": "string" },
+        "git_commit": { "type": ["string", "null"] },
+        "comparisons": { "type": "array", "items": { "type": "object", "$ref": "#/$defs/Comparison" } }
       }
     },
     "Percentiles": {
@@ -195,7 +280,7 @@ extension ResultsValidator {
         "baseline": { "type": ["number", "null"] },
         "observed": { "type": ["number", "null"] },
         "tolerance": { "type": "string" },
-        "verdict": { "type": "string", "enum": ["pass", "regression", "improvement", "inconclusive"] }
+        "verdict": { "type": "string", "enum": ["pass", "regression", "improvement", "inconclusive", "no-baseline", "no-baseline-for-machine"] }
       }
     }
   }

@@ -55,7 +55,7 @@ public enum SummaryTable {
         // "× no mediator": a mediated scenario over the same device model on bare rings with
         // the same doorbell, measured in the same rounds.
         let header = ["scenario", "status", "Mdesc/s", "× bare ring", "× no mediator", "p50 µs", "p99 µs", "kicks/1k", "irqs/1k",
-                      "syscalls/1k", "cpu ns/desc"]
+                      "syscalls/1k", "cpu ns/desc", "placement"]
         var rows: [[String]] = [header]
         for r in doc.scenarios {
             if r.status != .ok {
@@ -75,6 +75,7 @@ public enum SummaryTable {
                 r.counters.map { fixed($0.interruptsPer1k, 1) } ?? "-",
                 r.counters.map { fixed($0.syscallsPer1k, 1) } ?? "-",
                 r.cpuNsPerDesc.map { fixed($0, 1) } ?? "-",
+                r.placement ?? "-",
             ])
         }
         let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
@@ -87,6 +88,60 @@ public enum SummaryTable {
         for r in doc.scenarios where r.status != .ok {
             lines.append("  \(r.id): \(r.status.rawValue): \(r.reason ?? "")")
         }
+        if let classes = doc.calibration.placementClasses, !classes.isEmpty {
+            lines.append("placement classes (clusters of this run's cache-line round trips): "
+                + classes.map { "\($0.name) \(fixed($0.minNs, 0))–\(fixed($0.maxNs, 0)) ns ×\($0.samples)" }.joined(separator: ", "))
+        }
+        if let comparisons = doc.comparisons, !comparisons.isEmpty {
+            lines.append("")
+            lines.append(ComparisonTable.render(comparisons))
+        }
+        if let spread = doc.repeatSpread {
+            lines.append("")
+            lines.append(ComparisonTable.render(spread))
+        }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Paired ratios as the terminal prints them: one line each, a ÷ b, its interval, the rounds
+/// and the placement class it came from.
+public enum ComparisonTable {
+    public static func render(_ comparisons: [ResultsDocument.Comparison]) -> String {
+        let header = ["paired ratio (a ÷ b, same rounds, same placement)", "kind", "ratio", "95% CI", "rounds", "placement"]
+        let rows = [header] + comparisons.map { c in
+            [c.a + " ÷ " + (c.kind == .mediator ? "bare reference" : shortB(c)), c.kind.rawValue, fixed(c.ratio, 3),
+             c.ci95.map { "\(fixed($0[0], 3))–\(fixed($0[1], 3))" } ?? "-", String(c.rounds), c.placement]
+        }
+        return align(rows)
+    }
+
+    public static func render(_ r: ResultsDocument.Repeat) -> String {
+        let header = ["spread over \(r.runs) runs", "kind", "median", "IQR/median", "min", "max", "placements"]
+        let rows = [header] + r.spread.map { s in
+            [s.comparison, s.kind.rawValue, fixed(s.median, 3), fixed(s.iqrOverMedian * 100, 1) + "%", fixed(s.min, 3),
+             fixed(s.max, 3), Array(Set(s.placements)).sorted().joined(separator: " ")]
+        }
+        return align(rows)
+    }
+
+    /// b written as the part of its id that differs from a (the layout, doorbell or binding).
+    static func shortB(_ c: ResultsDocument.Comparison) -> String {
+        let a = c.a.split(separator: "/", omittingEmptySubsequences: false)
+        let b = c.b.split(separator: "/", omittingEmptySubsequences: false)
+        guard a.count >= 8, b.count >= 8 else { return c.b }
+        let differing = zip(a, b).filter { $0 != $1 }.map { String($0.1) }
+        if differing.isEmpty { return b.count < a.count ? "virtio" : c.b }
+        return differing.joined(separator: "/")
+    }
+
+    static func align(_ rows: [[String]]) -> String {
+        let widths = rows[0].indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                i <= 1 ? cell + String(repeating: " ", count: widths[i] - cell.count)
+                    : String(repeating: " ", count: widths[i] - cell.count) + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
     }
 }

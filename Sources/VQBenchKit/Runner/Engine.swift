@@ -34,7 +34,7 @@ public enum Engine {
     public static func calibrate(probe: DoorbellProbe, placement: ThreadPlacement,
                                  log: (String) -> Void) throws -> CalibrationResult {
         let (rtt, bare) = try Calibrate.rings(placement: placement)
-        log("calibration: cache-line round trip \(fixed(rtt.medianNanoseconds, 0)) ns (\(rtt.placement.rawValue)), bare ring \(fixed(median(bare) / 1e6, 1)) M entries/s")
+        log("calibration: cache-line round trip \(fixed(rtt.medianNanoseconds, 0)) ns, bare ring \(fixed(median(bare) / 1e6, 1)) M entries/s")
         var wake: [String: ResultsDocument.Percentiles] = [:]
         for transport in DoorbellTransport.all where probe.unavailability(of: transport) == nil {
             let report = try WakeupRoundTrip.run(transport, iterations: 2_000, warmup: 200,
@@ -60,15 +60,9 @@ public enum Engine {
         let calibration = try calibrate(probe: probe, placement: placement, log: log)
         var runner = ScenarioRunner(plan: options.plan, probe: probe, placement: placement,
                                     bareRingRate: median(calibration.bareRingSamples))
-        var results: [ScenarioResult] = []
-        for (i, id) in ids.enumerated() {
-            let before = cplatform_monotonic_ns()
-            let r = runner.measure(id)
-            results.append(r)
-            let elapsed = Double(cplatform_monotonic_ns() - before) / 1e9
-            let eta = elapsed * Double(ids.count - i - 1)
-            log("[\(i + 1)/\(ids.count)] \(ScenarioSummary.line(r)) (\(fixed(elapsed, 1)) s, ETA \(fixed(eta, 0)) s)")
-        }
+        let measured = measureInterleaved(ids, runner: &runner, calibrationRoundTripNs: calibration.cacheline.medianNanoseconds,
+                                          log: log)
+        let results = measured.results
         var controlPath: [ResultsDocument.ControlPathOperation]?
         if options.lifecycleRepetitions > 0 && ids.contains(where: { $0.mediator != "none" }) {
             let t = cplatform_monotonic_ns()
@@ -77,6 +71,7 @@ public enum Engine {
         }
         var doc = calibration.document
         doc.placements = runner.placementsSeen
+        doc.placementClasses = measured.classes
         let git = MachineInfo.gitState()
         return ResultsDocument(
             tool: .init(name: "vqbench", version: options.toolVersion, gitCommit: git.commit, dirty: git.dirty,
@@ -84,7 +79,51 @@ public enum Engine {
             startedAt: ISO8601DateFormatter().string(from: startedAt),
             durationSeconds: Double(cplatform_monotonic_ns() - t0) / 1e9,
             suite: options.suite.rawValue, filter: options.filter, machine: machine,
-            calibration: doc, scenarios: results, controlPath: controlPath)
+            calibration: doc, scenarios: results, controlPath: controlPath, comparisons: measured.comparisons)
+    }
+
+    /// Every scenario once per round, rounds alternating in direction (ABC CBA …) so drift
+    /// falls evenly on all; then placement classes from all the round trips the rounds
+    /// recorded, each scenario's figures, and the paired comparisons.
+    static func measureInterleaved(_ ids: [ScenarioID], runner: inout ScenarioRunner, calibrationRoundTripNs: Double,
+                                   log: (String) -> Void)
+        -> (results: [ScenarioResult], classes: [PlacementClass], comparisons: [ResultsDocument.Comparison]) {
+        var prepared: [PreparedScenario?] = []
+        var results: [ScenarioResult?] = []
+        for id in ids {
+            switch runner.prepare(id) {
+            case let .success(p): prepared.append(p); results.append(nil)
+            case let .failure(f): prepared.append(nil); results.append(f.result)
+            }
+        }
+        let live = prepared.indices.filter { prepared[$0] != nil }
+        log("measuring \(live.count) scenario(s) in \(runner.plan.rounds) interleaved round(s)"
+            + (live.count < ids.count ? "; \(ids.count - live.count) not measurable here" : ""))
+        var rounds = [[(RoundSample, DatapathOutcome)]](repeating: [], count: ids.count)
+        let t0 = cplatform_monotonic_ns()
+        for r in 0..<runner.plan.rounds {
+            for i in (r % 2 == 0 ? live : live.reversed()) where results[i] == nil {
+                do {
+                    rounds[i].append(try runner.measureRound(prepared[i]!, round: r))
+                } catch {
+                    results[i] = runner.failed(ids[i], error)
+                }
+            }
+            let elapsed = Double(cplatform_monotonic_ns() - t0) / 1e9
+            log("round \(r + 1)/\(runner.plan.rounds) (\(fixed(elapsed, 1)) s, ETA \(fixed(elapsed / Double(r + 1) * Double(runner.plan.rounds - r - 1), 0)) s)")
+        }
+        let roundTrips = [calibrationRoundTripNs] + rounds.joined().flatMap { [$0.0.roundTripBeforeNs, $0.0.roundTripAfterNs] }
+        let classes = PlacementClasses.cluster(roundTrips)
+        log("placement classes: " + classes.map { "\($0.name) (\($0.samples) round trips, \(fixed($0.minNs, 0))–\(fixed($0.maxNs, 0)) ns)" }
+            .joined(separator: ", "))
+        for (n, i) in ids.indices.enumerated() {
+            if results[i] == nil { results[i] = runner.finish(prepared[i]!, rounds: rounds[i], classes: classes) }
+            log("[\(n + 1)/\(ids.count)] \(ScenarioSummary.line(results[i]!))")
+        }
+        let ok = ids.indices.filter { results[$0]?.status == .ok }
+        let comparisons = PairedComparisons.build(ids: ok.map { ids[$0] }, samples: ok.map { rounds[$0].map(\.0) },
+                                                  classes: classes)
+        return (results.map { $0! }, classes, comparisons)
     }
 }
 

@@ -77,7 +77,8 @@ public struct ScenarioRunner {
             return "unknown memory backing '\(id.memory)'; one of \(MemoryBacking.allCases.map(\.rawValue).joined(separator: ", "))"
         }
         do {
-            _ = try HugepageRegion(bytes: 4 << 20, policy: .require(backing))
+            // A vhost consumer shares its memory with the device as memfds.
+            _ = try HugepageRegion(bytes: 4 << 20, policy: .require(backing), shareable: id.binding == "vhost")
         } catch {
             return "\(error)"
         }
@@ -87,17 +88,6 @@ public struct ScenarioRunner {
         }
         if id.queuePairs != 1 { return "only one queue pair is measured so far" }
         return nil
-    }
-
-    public mutating func measure(_ id: ScenarioID) -> ScenarioResult {
-        if let why = unavailability(id) {
-            return ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why)
-        }
-        do {
-            return try measureAvailable(id)
-        } catch {
-            return ScenarioResult(id: id.description, params: params(id), status: .failed, reason: "\(error)")
-        }
     }
 
     func run(_ id: ScenarioID, descriptors: Int, mode: DatapathMode) throws -> DatapathOutcome {
@@ -122,87 +112,152 @@ public struct ScenarioRunner {
         return r.descriptorsPerSecond
     }
 
-    mutating func measureAvailable(_ id: ScenarioID) throws -> ScenarioResult {
-        let started = cplatform_monotonic_ns()
-        // Warm-up round, which also sizes the timed rounds to the budget.
-        let warm = try run(id, descriptors: max(id.batch * 64, 100_000), mode: .throughput)
-        let roundSeconds = plan.secondsPerScenario * 0.7 / Double(max(plan.rounds, 1))
-        let perRound = Int(min(max(warm.descriptorsPerSecond * roundSeconds * 0.8, Double(id.batch * 64)), 50_000_000))
-        let bareEntries = Int(min(max(bareRingRate * roundSeconds * 0.2, 100_000), 50_000_000))
-
-        let mediated = id.mediator != "none"
-        var kept: [(placement: Placement, rate: Double, ratio: Double, toBare: Double?, outcome: DatapathOutcome)] = []
-        var discarded = 0
-        for _ in 0..<plan.rounds {
-            let before = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
-            let a = try run(id, descriptors: perRound, mode: .throughput)
-            // A mediated scenario's reference: the same device model and driver loop on bare
-            // rings with the same doorbell, in the same round.
-            let reference = mediated ? try referenceRate(id, descriptors: perRound) : nil
-            let b = try BareRing.measure(entries: bareEntries, placement: placement)
-            let after = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
-            guard before.placement == after.placement else { discarded += 1; continue }
-            kept.append((before.placement, a.descriptorsPerSecond, a.descriptorsPerSecond / b,
-                         reference.map { a.descriptorsPerSecond / $0 }, a))
+    /// A scenario that can be measured here, warmed up, with its rounds sized; or the
+    /// result that says why it cannot be (unavailable, or failed in its warm-up).
+    public func prepare(_ id: ScenarioID) -> Result<PreparedScenario, ScenarioFailure> {
+        if let why = unavailability(id) {
+            return .failure(.init(ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why)))
         }
-        guard !kept.isEmpty else {
-            throw RunnerError.noStableRound(id: id.description, rounds: plan.rounds)
+        do {
+            let started = cplatform_monotonic_ns()
+            // Warm-up round, which also sizes the timed rounds to the budget.
+            let warm = try run(id, descriptors: max(id.batch * 64, 100_000), mode: .throughput)
+            let roundSeconds = plan.secondsPerScenario * 0.7 / Double(max(plan.rounds, 1))
+            let perRound = Int(min(max(warm.descriptorsPerSecond * roundSeconds * 0.8, Double(id.batch * 64)), 50_000_000))
+            let bareEntries = Int(min(max(bareRingRate * roundSeconds * 0.2, 100_000), 50_000_000))
+            return .success(PreparedScenario(id: id, descriptorsPerRound: perRound, bareRingEntries: bareEntries,
+                                             busyNanoseconds: cplatform_monotonic_ns() - started))
+        } catch {
+            return .failure(.init(ScenarioResult(id: id.description, params: params(id), status: .failed, reason: "\(error)")))
         }
-        // Figures come from the placement most rounds saw; ratios only within it.
-        var byPlacement: [Placement: Int] = [:]
-        for k in kept { byPlacement[k.placement, default: 0] += 1 }
-        for (p, n) in byPlacement { placementsSeen[p.rawValue, default: 0] += n }
-        let main = byPlacement.max { ($0.value, $0.key.rawValue) < ($1.value, $1.key.rawValue) }!.key
-        let chosen = kept.filter { $0.placement == main }
-
-        let latency = try run(id, descriptors: id.batch * plan.latencyBatches, mode: .latency)
-
-        let descriptors = chosen.reduce(0) { $0 + $1.outcome.descriptors }
-        let kick = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.kick }
-        let call = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.call }
-        let cpu = chosen.reduce(UInt64(0)) { $0 + $1.outcome.driverCPUNanoseconds + $1.outcome.deviceCPUNanoseconds }
-        let perK = 1000 / Double(max(descriptors, 1))
-        let rates = bootstrapInterval(chosen.map(\.rate))
-        let gbit = { (x: Double) in x * Double(id.payloadBytes) * 8 / 1e9 }
-
-        var result = ScenarioResult(id: id.description, params: params(id), status: .ok)
-        if id.mediator != "none" {
-            result.modelled = MediatedRun.modelled(id.mediator)
-            // Bring-up through the config ops, measured on one more binding.
-            result.controlPathNs = try MediatedRun.run(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: id.batch,
-                                                       mode: .throughput, placement: placement, probe: probe).controlPath
-        }
-        result.repetitions = chosen.count
-        result.durationNs = cplatform_monotonic_ns() - started
-        result.placement = main.rawValue
-        result.throughput = .init(
-            descPerSecond: rates, packetsPerSecond: rates,
-            gbitPerSecond: .init(median: gbit(rates.median), ci95: rates.ci95.map { $0.map(gbit) }))
-        if let h = latency.roundTrips, h.totalCount > 0 {
-            result.latencyNs = .init(count: Int(h.totalCount), min: Double(h.min), mean: h.mean,
-                                     p50: Double(h.valueAtPercentile(50)), p90: Double(h.valueAtPercentile(90)),
-                                     p99: Double(h.valueAtPercentile(99)), p999: Double(h.valueAtPercentile(99.9)),
-                                     max: Double(h.max))
-        }
-        result.counters = .init(
-            kicksPer1k: Double(kick.notificationsSent) * perK,
-            interruptsPer1k: Double(call.notificationsSent) * perK,
-            descPerKick: kick.notificationsSent > 0 ? Double(descriptors) / Double(kick.notificationsSent) : nil,
-            syscallsPer1k: Double(kick.syscalls + call.syscalls) * perK,
-            mallocsInLoop: nil)
-        result.cpuNsPerDesc = Double(cpu) / Double(max(descriptors, 1))
-        let ratios = bootstrapInterval(chosen.map(\.ratio))
-        result.ratioToCalibration = ratios.median
-        result.ratioToCalibrationCI95 = ratios.ci95
-        let toBare = chosen.compactMap(\.toBare)
-        if !toBare.isEmpty {
-            let r = bootstrapInterval(toBare)
-            result.ratioToBare = r.median
-            result.ratioToBareCI95 = r.ci95
-        }
-        if discarded > 0 { result.reason = "\(discarded) round(s) discarded: the vCPU placement changed during them" }
-        return result
     }
+
+    /// One timed round: the scenario, its bare reference when mediated, the bare calibration
+    /// ring, each bracketed by the cache-line round trip that tells the placement.
+    public func measureRound(_ p: PreparedScenario, round: Int) throws -> (RoundSample, DatapathOutcome) {
+        let id = p.id
+        let before = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
+        let a = try run(id, descriptors: p.descriptorsPerRound, mode: .throughput)
+        // A mediated scenario's reference: the same device model and driver loop on bare
+        // rings with the same doorbell, in the same round.
+        let reference = id.mediator != "none" ? try referenceRate(id, descriptors: p.descriptorsPerRound) : nil
+        let bare = try BareRing.measure(entries: p.bareRingEntries, placement: placement)
+        let after = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
+        let sample = RoundSample(round: round, rate: a.descriptorsPerSecond, toCalibration: a.descriptorsPerSecond / bare,
+                                 toBare: reference.map { a.descriptorsPerSecond / $0 },
+                                 roundTripBeforeNs: before.medianNanoseconds, roundTripAfterNs: after.medianNanoseconds)
+        return (sample, a)
+    }
+
+    /// Turns a scenario's rounds into its result: figures from the rounds of the placement
+    /// class most of them were in, then the latency run and, when mediated, one timed bring-up.
+    public mutating func finish(_ p: PreparedScenario, rounds: [(RoundSample, DatapathOutcome)],
+                                classes: [PlacementClass]) -> ScenarioResult {
+        let id = p.id
+        do {
+            let started = cplatform_monotonic_ns()
+            let placed = rounds.compactMap { r in r.0.placement(in: classes).map { (cls: $0, sample: r.0, outcome: r.1) } }
+            guard !placed.isEmpty else { throw RunnerError.noStableRound(id: id.description, rounds: rounds.count) }
+            var byClass: [PlacementClass: Int] = [:]
+            for k in placed { byClass[k.cls, default: 0] += 1 }
+            for (c, n) in byClass { placementsSeen[c.name, default: 0] += n }
+            let main = byClass.max { ($0.value, -$0.key.roundTripNs) < ($1.value, -$1.key.roundTripNs) }!.key
+            let chosen = placed.filter { $0.cls == main }
+            let discarded = rounds.count - placed.count
+
+            let latency = try run(id, descriptors: id.batch * plan.latencyBatches, mode: .latency)
+
+            let descriptors = chosen.reduce(0) { $0 + $1.outcome.descriptors }
+            let kick = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.kick }
+            let call = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.call }
+            let cpu = chosen.reduce(UInt64(0)) { $0 + $1.outcome.driverCPUNanoseconds + $1.outcome.deviceCPUNanoseconds }
+            let perK = 1000 / Double(max(descriptors, 1))
+            let rates = bootstrapInterval(chosen.map(\.sample.rate))
+            let gbit = { (x: Double) in x * Double(id.payloadBytes) * 8 / 1e9 }
+
+            var result = ScenarioResult(id: id.description, params: params(id), status: .ok)
+            if id.mediator != "none" {
+                result.modelled = MediatedRun.modelled(id.mediator)
+                // Bring-up through the config ops, measured on one more binding.
+                result.controlPathNs = try MediatedRun.run(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: id.batch,
+                                                           mode: .throughput, placement: placement, probe: probe).controlPath
+            }
+            result.repetitions = chosen.count
+            let roundsNs: UInt64 = rounds.reduce(0) { $0 + $1.1.nanoseconds }
+            result.durationNs = p.busyNanoseconds + roundsNs + (cplatform_monotonic_ns() - started)
+            result.placement = main.name
+            result.throughput = .init(
+                descPerSecond: rates, packetsPerSecond: rates,
+                gbitPerSecond: .init(median: gbit(rates.median), ci95: rates.ci95.map { $0.map(gbit) }))
+            if let h = latency.roundTrips, h.totalCount > 0 {
+                result.latencyNs = .init(count: Int(h.totalCount), min: Double(h.min), mean: h.mean,
+                                         p50: Double(h.valueAtPercentile(50)), p90: Double(h.valueAtPercentile(90)),
+                                         p99: Double(h.valueAtPercentile(99)), p999: Double(h.valueAtPercentile(99.9)),
+                                         max: Double(h.max))
+            }
+            result.counters = .init(
+                kicksPer1k: Double(kick.notificationsSent) * perK,
+                interruptsPer1k: Double(call.notificationsSent) * perK,
+                descPerKick: kick.notificationsSent > 0 ? Double(descriptors) / Double(kick.notificationsSent) : nil,
+                syscallsPer1k: Double(kick.syscalls + call.syscalls) * perK,
+                mallocsInLoop: nil)
+            result.cpuNsPerDesc = Double(cpu) / Double(max(descriptors, 1))
+            let ratios = bootstrapInterval(chosen.map(\.sample.toCalibration))
+            result.ratioToCalibration = ratios.median
+            result.ratioToCalibrationCI95 = ratios.ci95
+            let toBare = chosen.compactMap(\.sample.toBare)
+            if !toBare.isEmpty {
+                let r = bootstrapInterval(toBare)
+                result.ratioToBare = r.median
+                result.ratioToBareCI95 = r.ci95
+            }
+            let elsewhere = placed.count - chosen.count
+            var notes: [String] = []
+            if discarded > 0 { notes.append("\(discarded) round(s) discarded: the vCPU placement changed during them") }
+            if elsewhere > 0 { notes.append("\(elsewhere) round(s) in another placement class left out of the figures") }
+            if !notes.isEmpty { result.reason = notes.joined(separator: "; ") }
+            return result
+        } catch {
+            return ScenarioResult(id: id.description, params: params(id), status: .failed, reason: "\(error)")
+        }
+    }
+
+    /// Measures one scenario on its own: its rounds back to back, classes from its own
+    /// round trips. A run of several scenarios interleaves their rounds instead (Engine).
+    public mutating func measure(_ id: ScenarioID) -> ScenarioResult {
+        switch prepare(id) {
+        case let .failure(f): return f.result
+        case let .success(p):
+            var rounds: [(RoundSample, DatapathOutcome)] = []
+            do {
+                for r in 0..<plan.rounds { rounds.append(try measureRound(p, round: r)) }
+            } catch {
+                return ScenarioResult(id: id.description, params: params(id), status: .failed, reason: "\(error)")
+            }
+            let classes = PlacementClasses.cluster(rounds.flatMap { [$0.0.roundTripBeforeNs, $0.0.roundTripAfterNs] })
+            return finish(p, rounds: rounds, classes: classes)
+        }
+    }
+
+    /// A failed round's result.
+    func failed(_ id: ScenarioID, _ error: any Error) -> ScenarioResult {
+        ScenarioResult(id: id.description, params: params(id), status: .failed, reason: "\(error)")
+    }
+}
+
+/// A scenario ready to be measured in rounds.
+public struct PreparedScenario: Sendable {
+    public let id: ScenarioID
+    public let descriptorsPerRound: Int
+    public let bareRingEntries: Int
+    /// Time spent on it so far (the warm-up).
+    public let busyNanoseconds: UInt64
+}
+
+/// Why a scenario is not measured: its result already says so.
+public struct ScenarioFailure: Error, Sendable {
+    public let result: ScenarioResult
+    init(_ result: ScenarioResult) { self.result = result }
 }
 
 public enum RunnerError: Error, CustomStringConvertible {

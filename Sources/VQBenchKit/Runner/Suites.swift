@@ -23,6 +23,10 @@ public enum Suite: String, CaseIterable, Sendable {
                 for doorbell in Self.quickDoorbells {
                     ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, memory: memory))
                 }
+                // Polled rings at b1 and b8 too: the batch curve, and packed ÷ split at each.
+                for batch in [1, 8] {
+                    ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", batch: batch, memory: memory))
+                }
                 // Each parent under each binding on a polled device doorbell (a passthrough
                 // notify store for vp_vdpa; the worker's flag for vdpa_sim), each with its
                 // ratio to the same device model on bare rings, measured round by round.
@@ -59,6 +63,15 @@ public enum Suite: String, CaseIterable, Sendable {
             }
         case .full:
             for layout in RingLayoutKind.allCases {
+                // Every parent under each binding with every device doorbell it takes.
+                for mediator in Self.mediators {
+                    for binding in ScenarioID.bindings {
+                        for doorbell in MediatedRun.doorbells {
+                            ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,
+                                                  binding: binding))
+                        }
+                    }
+                }
                 for doorbell in Self.allDoorbells {
                     for batch in [1, 4, 8, 16, 32, 64] {
                         for queueSize in [64, 256, 1024] where batch <= queueSize {

@@ -1,6 +1,7 @@
 // The ring benchmark behind `vqbench ring`: single-thread ns per descriptor and two-thread
 // polled throughput for split and packed, measured in alternating rounds so the packed /
-// split ratio comes from neighbouring measurements of the same vCPU placement.
+// split ratio comes from neighbouring measurements of the same vCPU placement class (classes
+// clustered from the run's own round trips).
 
 import CPlatform
 import Doorbell
@@ -21,13 +22,14 @@ public struct RingFigure: Sendable {
     public var layout: RingLayoutKind
     public var batch: Int
     public var singleThreadNsPerDescriptor: Double
-    public var twoThreadDescriptorsPerSecond: [Placement: [Double]]
+    /// Per placement class name.
+    public var twoThreadDescriptorsPerSecond: [String: [Double]]
     public var cpuNsPerDescriptor: Double
 }
 
 public struct RingRatio: Sendable {
     public var batch: Int
-    public var placement: Placement
+    public var placement: String
     /// packed / split descriptors per second, one per kept round.
     public var packedOverSplit: [Double]
 }
@@ -38,6 +40,7 @@ public struct RingBenchmarkReport: Sendable {
     public var ratios: [RingRatio]
     public var discardedRounds: Int
     public var placementNote: String?
+    public var placementClasses: [PlacementClass]
 }
 
 public func median(_ xs: [Double]) -> Double {
@@ -76,16 +79,21 @@ public enum RingBenchmark {
         let probe = try RingSetups.split(queueSize: config.queueSize, payloadBytes: config.payloadBytes)
         let backing = probe.arena.region.backing.rawValue
 
+        struct Round {
+            var batch: Int
+            var before: Double
+            var after: Double
+            var split: TwoThreadResult
+            var packed: TwoThreadResult
+        }
+        var rounds: [Round] = []
+        var singleThread: [Int: (split: Double, packed: Double)] = [:]
         for batch in config.batches {
-            let stSplit = try singleThread(RingSetups.split(queueSize: config.queueSize, payloadBytes: config.payloadBytes),
-                                           batch: batch, descriptors: config.singleThreadDescriptors, payload: payload)
-            let stPacked = try singleThread(RingSetups.packed(queueSize: config.queueSize, payloadBytes: config.payloadBytes),
-                                            batch: batch, descriptors: config.singleThreadDescriptors, payload: payload)
-            var split: [Placement: [Double]] = [:]
-            var packed: [Placement: [Double]] = [:]
-            var ratio: [Placement: [Double]] = [:]
-            var cpuSplit: [Double] = []
-            var cpuPacked: [Double] = []
+            let stSplit = try Self.singleThread(RingSetups.split(queueSize: config.queueSize, payloadBytes: config.payloadBytes),
+                                                batch: batch, descriptors: config.singleThreadDescriptors, payload: payload)
+            let stPacked = try Self.singleThread(RingSetups.packed(queueSize: config.queueSize, payloadBytes: config.payloadBytes),
+                                                 batch: batch, descriptors: config.singleThreadDescriptors, payload: payload)
+            singleThread[batch] = (stSplit, stPacked)
             for round in 0...config.rounds {
                 let before = try CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
                 let s = try RingSetups.split(queueSize: config.queueSize, payloadBytes: config.payloadBytes)
@@ -97,27 +105,36 @@ public enum RingBenchmark {
                 let after = try CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
                 guard a.errors.isEmpty, b.errors.isEmpty else { throw RingBenchmarkError.runFailed(a.errors + b.errors) }
                 if round == 0 { continue }  // warm-up round
-                guard before.placement == after.placement else {
+                rounds.append(Round(batch: batch, before: before.medianNanoseconds, after: after.medianNanoseconds, split: a, packed: b))
+                log("batch \(batch) round \(round) (rtt \(fixed(before.medianNanoseconds, 0)) → \(fixed(after.medianNanoseconds, 0)) ns): split \(fixed(a.descriptorsPerSecond / 1e6, 1)) M/s, packed \(fixed(b.descriptorsPerSecond / 1e6, 1)) M/s")
+            }
+        }
+        let classes = PlacementClasses.cluster(rounds.flatMap { [$0.before, $0.after] })
+        for batch in config.batches {
+            var split: [String: [Double]] = [:]
+            var packed: [String: [Double]] = [:]
+            var ratio: [String: [Double]] = [:]
+            var cpuSplit: [Double] = []
+            var cpuPacked: [Double] = []
+            for r in rounds where r.batch == batch {
+                guard let cls = PlacementClasses.classify(before: r.before, after: r.after, in: classes) else {
                     discarded += 1
-                    log("batch \(batch) round \(round): placement changed (\(Int(before.medianNanoseconds)) → \(Int(after.medianNanoseconds)) ns), discarded")
                     continue
                 }
-                let where_ = before.placement
-                split[where_, default: []].append(a.descriptorsPerSecond)
-                packed[where_, default: []].append(b.descriptorsPerSecond)
-                ratio[where_, default: []].append(b.descriptorsPerSecond / a.descriptorsPerSecond)
-                cpuSplit.append(a.cpuNanosecondsPerDescriptor)
-                cpuPacked.append(b.cpuNanosecondsPerDescriptor)
-                log("batch \(batch) round \(round) (\(where_.rawValue), rtt \(fixed(before.medianNanoseconds, 0)) ns): split \(fixed(a.descriptorsPerSecond / 1e6, 1)) M/s, packed \(fixed(b.descriptorsPerSecond / 1e6, 1)) M/s")
+                split[cls.name, default: []].append(r.split.descriptorsPerSecond)
+                packed[cls.name, default: []].append(r.packed.descriptorsPerSecond)
+                ratio[cls.name, default: []].append(r.packed.descriptorsPerSecond / r.split.descriptorsPerSecond)
+                cpuSplit.append(r.split.cpuNanosecondsPerDescriptor)
+                cpuPacked.append(r.packed.cpuNanosecondsPerDescriptor)
             }
-            figures.append(RingFigure(layout: .split, batch: batch, singleThreadNsPerDescriptor: stSplit,
+            figures.append(RingFigure(layout: .split, batch: batch, singleThreadNsPerDescriptor: singleThread[batch]!.split,
                                       twoThreadDescriptorsPerSecond: split, cpuNsPerDescriptor: median(cpuSplit)))
-            figures.append(RingFigure(layout: .packed, batch: batch, singleThreadNsPerDescriptor: stPacked,
+            figures.append(RingFigure(layout: .packed, batch: batch, singleThreadNsPerDescriptor: singleThread[batch]!.packed,
                                       twoThreadDescriptorsPerSecond: packed, cpuNsPerDescriptor: median(cpuPacked)))
             for (where_, r) in ratio { ratios.append(RingRatio(batch: batch, placement: where_, packedOverSplit: r)) }
         }
         return RingBenchmarkReport(backing: backing, figures: figures, ratios: ratios,
-                                   discardedRounds: discarded, placementNote: placement.note)
+                                   discardedRounds: discarded, placementNote: placement.note, placementClasses: classes)
     }
 }
 

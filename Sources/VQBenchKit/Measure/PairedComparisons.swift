@@ -1,0 +1,132 @@
+// Paired ratios from interleaved rounds: every scenario of a run is measured once per
+// round, and a comparison a ÷ b takes, round by round, a's rate over b's — only from rounds
+// in which both measurements fell in one placement class (each bracketed by cache-line
+// round trips). Which pairs are formed follows from the ids: packed vs split, a doorbell vs
+// polling, vhost vs virtio binding, and a mediated device vs its bare reference.
+
+/// One timed round of one scenario, as the pairing sees it.
+public struct RoundSample: Sendable, Equatable {
+    public var round: Int
+    /// Descriptors per second.
+    public var rate: Double
+    /// rate ÷ the bare calibration ring measured right after it.
+    public var toCalibration: Double
+    /// rate ÷ the mediated scenario's bare reference measured right after it.
+    public var toBare: Double?
+    public var roundTripBeforeNs: Double
+    public var roundTripAfterNs: Double
+
+    public init(round: Int, rate: Double, toCalibration: Double, toBare: Double? = nil,
+                roundTripBeforeNs: Double, roundTripAfterNs: Double) {
+        self.round = round
+        self.rate = rate
+        self.toCalibration = toCalibration
+        self.toBare = toBare
+        self.roundTripBeforeNs = roundTripBeforeNs
+        self.roundTripAfterNs = roundTripAfterNs
+    }
+
+    public func placement(in classes: [PlacementClass]) -> PlacementClass? {
+        PlacementClasses.classify(before: roundTripBeforeNs, after: roundTripAfterNs, in: classes)
+    }
+}
+
+public enum PairedComparisons {
+    /// What a mediated scenario's reference is, said in its comparison.
+    public static let referenceNote =
+        "b: the same virtio-net device model and driver loop on bare rings with the same doorbell, run right after a in every round"
+
+    /// The pairs (a, b, kind) this set of scenarios allows.
+    public static func pairs(_ ids: [ScenarioID]) -> [(a: ScenarioID, b: ScenarioID, kind: ResultsDocument.Comparison.Kind)] {
+        let present = Set(ids)
+        var out: [(ScenarioID, ScenarioID, ResultsDocument.Comparison.Kind)] = []
+        for id in ids {
+            if id.layout == "packed" {
+                var split = id
+                split.layout = "split"
+                if present.contains(split) { out.append((id, split, .layout)) }
+            }
+            let polled = id.mediator == "none" ? "poll" : "busy-poll"
+            if id.doorbell != polled {
+                var poll = id
+                poll.doorbell = polled
+                if present.contains(poll) { out.append((id, poll, .doorbell)) }
+            }
+            if id.binding != "virtio" {
+                var virtio = id
+                virtio.binding = "virtio"
+                if present.contains(virtio) { out.append((id, virtio, .binding)) }
+            }
+        }
+        return out
+    }
+
+    /// Every comparison of a run. `samples[i]` are the rounds of `ids[i]`.
+    public static func build(ids: [ScenarioID], samples: [[RoundSample]],
+                             classes: [PlacementClass]) -> [ResultsDocument.Comparison] {
+        let index = Dictionary(ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        var out: [ResultsDocument.Comparison] = []
+        for (i, id) in ids.enumerated() where id.mediator != "none" {
+            let rounds = samples[i].compactMap { s in s.toBare.flatMap { r in s.placement(in: classes).map { ($0, r) } } }
+            if let c = comparison(a: id.description, b: id.description + " (bare reference)", kind: .mediator, rounds,
+                                  note: referenceNote) {
+                out.append(c)
+            }
+        }
+        for (a, b, kind) in pairs(ids) {
+            guard let ia = index[a], let ib = index[b] else { continue }
+            let bByRound = Dictionary(samples[ib].map { ($0.round, $0) }, uniquingKeysWith: { x, _ in x })
+            var rounds: [(PlacementClass, Double)] = []
+            for sa in samples[ia] {
+                guard let sb = bByRound[sa.round], sb.rate > 0,
+                      let ca = sa.placement(in: classes), let cb = sb.placement(in: classes), ca == cb else { continue }
+                rounds.append((ca, sa.rate / sb.rate))
+            }
+            if let c = comparison(a: a.description, b: b.description, kind: kind, rounds) { out.append(c) }
+        }
+        return out
+    }
+
+    /// The ratio from the placement class most rounds were in (the faster one on a tie).
+    static func comparison(a: String, b: String, kind: ResultsDocument.Comparison.Kind,
+                           _ rounds: [(PlacementClass, Double)], note: String? = nil) -> ResultsDocument.Comparison? {
+        guard !rounds.isEmpty else { return nil }
+        var byClass: [PlacementClass: [Double]] = [:]
+        for (c, r) in rounds { byClass[c, default: []].append(r) }
+        let (cls, ratios) = byClass.max { x, y in
+            (x.value.count, -x.key.roundTripNs) < (y.value.count, -y.key.roundTripNs)
+        }!
+        let interval = bootstrapInterval(ratios)
+        return .init(a: a, b: b, kind: kind, ratio: interval.median, ci95: interval.ci95, rounds: ratios.count,
+                     placement: cls.name, placementRoundTripNs: cls.roundTripNs, note: note)
+    }
+
+    /// Spread of each comparison over several runs: median, IQR ÷ median, range.
+    public static func spread(_ runs: [[ResultsDocument.Comparison]]) -> [ResultsDocument.Repeat.Spread] {
+        var byKey: [String: [ResultsDocument.Comparison]] = [:]
+        var order: [String] = []
+        for run in runs {
+            for c in run {
+                if byKey[c.key] == nil { order.append(c.key) }
+                byKey[c.key, default: []].append(c)
+            }
+        }
+        return order.map { key in
+            let cs = byKey[key]!
+            let xs = cs.map(\.ratio).sorted()
+            let m = median(xs)
+            let iqr = quantileInterpolated(sorted: xs, 0.75) - quantileInterpolated(sorted: xs, 0.25)
+            return .init(comparison: key, kind: cs[0].kind, runs: xs.count, median: m, iqrOverMedian: m > 0 ? iqr / m : .nan,
+                         min: xs.first!, max: xs.last!, placements: cs.map(\.placement))
+        }
+    }
+}
+
+/// Linear-interpolated quantile (type 7, as numpy and R default) of sorted `xs`.
+public func quantileInterpolated(sorted xs: [Double], _ q: Double) -> Double {
+    guard !xs.isEmpty else { return .nan }
+    let h = Double(xs.count - 1) * q
+    let lo = Int(h.rounded(.down))
+    let hi = min(lo + 1, xs.count - 1)
+    return xs[lo] + (h - Double(lo)) * (xs[hi] - xs[lo])
+}
