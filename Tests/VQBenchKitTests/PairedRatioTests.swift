@@ -165,3 +165,21 @@ struct GateMachineKeyTests {
         #expect(md.contains("## Paired comparisons") && md.contains("## Repeatability over 2 runs"))
     }
 }
+
+struct QueueThreadingTests {
+    @Test func queuesGetAThreadPairEachOnlyWhenTheCoresAllow() {
+        let two = QueueThreading.plan(queues: 2, cpus: 2)
+        #expect(two.threadPairs == 1 && two.queues(of: 0) == [0, 1])
+        #expect(two.note?.contains("2 queues share 1 driver/device thread pair") == true)
+        let roomy = QueueThreading.plan(queues: 2, cpus: 8)
+        #expect(roomy.threadPairs == 2 && roomy.note == nil && roomy.queues(of: 1) == [1])
+        let four = QueueThreading.plan(queues: 4, cpus: 4)
+        #expect(four.threadPairs == 2 && four.queues(of: 0) == [0, 2] && four.queues(of: 1) == [1, 3])
+    }
+
+    @Test func standardSuiteMeasuresSeveralQueuePairsPolled() {
+        let multi = Suite.standard.scenarios(memory: "thp").filter { $0.queuePairs > 1 }
+        #expect(Set(multi.map(\.queuePairs)) == [2, 4])
+        #expect(multi.allSatisfy { $0.doorbell == "poll" && $0.mediator == "none" })
+    }
+}

@@ -57,6 +57,11 @@ public enum Suite: String, CaseIterable, Sendable {
                     ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", payloadBytes: payload, memory: memory))
                 }
                 ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", queueSize: 1024, memory: memory))
+                // Several queues, polled: one thread pair per queue where the cores allow,
+                // else the queues share the threads (the result says so).
+                for pairs in [2, 4] {
+                    ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", memory: memory, queuePairs: pairs))
+                }
                 if memory != MemoryBacking.smallPages.rawValue {
                     ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", memory: MemoryBacking.smallPages.rawValue))
                 }

@@ -1,0 +1,155 @@
+// Several queues at once (scenario ids qp2, qp4), both sides polling: one driver thread and
+// one device thread per thread pair, each pair owning every T-th queue. With a core per
+// thread available each queue gets its own pair; on fewer cores the queues share threads,
+// and the result says so. A thread serving several queues visits them in turn, a batch at
+// a time, as a multi-queue PMD's lcore does.
+
+import Atomics
+import CPlatform
+import Doorbell
+import Histogram
+import Mediation
+import Virtqueue
+
+/// How the queues of a multi-queue scenario are spread over threads.
+public struct QueueThreading: Sendable, Equatable {
+    public var queues: Int
+    public var threadPairs: Int
+
+    /// One thread pair per queue when there are two cores per queue, else as many pairs as
+    /// the cores allow (at least one).
+    public static func plan(queues: Int, cpus: Int) -> QueueThreading {
+        QueueThreading(queues: queues, threadPairs: max(1, min(queues, cpus / 2)))
+    }
+
+    /// What a reader needs to know when queues share threads.
+    public var note: String? {
+        threadPairs >= queues ? nil
+            : "\(queues) queues share \(threadPairs) driver/device thread pair(s) (\(2 * threadPairs) of \(2 * queues) cores needed for one pair per queue)"
+    }
+
+    /// The queues thread pair `t` owns.
+    public func queues(of t: Int) -> [Int] { Array(stride(from: t, to: queues, by: threadPairs)) }
+}
+
+/// Runs `descriptorsPerQueue` single-descriptor chains through each queue, all polling.
+public func runMultiQueuePolled<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
+    queues: [(driver: Driver, device: Device, addresses: [UInt64])], payloadBytes: UInt32, batch: Int,
+    descriptorsPerQueue: Int, mode: DatapathMode, threading: QueueThreading, placement: ThreadPlacement
+) throws(DoorbellError) -> DatapathOutcome {
+    let gate = StartGate()
+    let ready = ManagedAtomic<Int>(0)
+    let threadCount = 2 * threading.threadPairs
+    let driverResults = Slot([DatapathOutcome](repeating: DatapathOutcome(), count: threading.threadPairs))
+    let deviceResults = Slot([DatapathOutcome](repeating: DatapathOutcome(), count: threading.threadPairs))
+    let ends = Slot([UInt64](repeating: 0, count: threading.threadPairs))
+    let lock = ControlLock()
+    func cpu(_ t: Int, device: Bool) -> Int32? {
+        guard threading.threadPairs > 1 else { return device ? placement.deviceCPU : placement.driverCPU }
+        return Int32(2 * t + (device ? 1 : 0))
+    }
+    var threads: [PinnedThread] = []
+    for t in 0..<threading.threadPairs {
+        let owned = threading.queues(of: t)
+        let drivers = Slot(owned.map { (queues[$0].driver, queues[$0].addresses) })
+        let devices = Slot(owned.map { queues[$0].device })
+        threads.append(try PinnedThread(cpu: cpu(t, device: false)) {
+            var mine = drivers.value
+            var out = DatapathOutcome()
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+            var posted = [Int](repeating: 0, count: mine.count)
+            var reclaimed = [Int](repeating: 0, count: mine.count)
+            var next = [Int](repeating: 0, count: mine.count)
+            var batchStart = [UInt64](repeating: 0, count: mine.count)
+            ready.wrappingIncrement(ordering: .relaxed)
+            gate.wait()
+            let cpu0 = cplatform_thread_cpu_time_ns()
+            do throws(VirtqueueError) {
+                var remaining = mine.count
+                while remaining > 0 {
+                    for q in mine.indices where reclaimed[q] < descriptorsPerQueue {
+                        let room = mode == .latency ? posted[q] == reclaimed[q] : mine[q].0.freeDescriptors >= batch
+                        if posted[q] < descriptorsPerQueue && room {
+                            let n = min(batch, descriptorsPerQueue - posted[q])
+                            batchStart[q] = cplatform_monotonic_ns()
+                            for _ in 0..<n {
+                                _ = try mine[q].0.post(Buffer(address: mine[q].1[next[q]], length: payloadBytes))
+                                next[q] = next[q] &+ 1 == mine[q].1.count ? 0 : next[q] &+ 1
+                            }
+                            posted[q] &+= n
+                            mine[q].0.publish()
+                        }
+                        while try mine[q].0.reclaim() != nil { reclaimed[q] &+= 1 }
+                        if mode == .latency && posted[q] == reclaimed[q] && batchStart[q] != 0 {
+                            _ = histogram.record(cplatform_monotonic_ns() - batchStart[q])
+                            batchStart[q] = 0
+                        }
+                        if reclaimed[q] >= descriptorsPerQueue { remaining -= 1 }
+                    }
+                    cplatform_cpu_relax()
+                }
+            } catch {
+                out.errors.append("driver: \(error)")
+            }
+            out.driverCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0
+            let end = cplatform_monotonic_ns()
+            if mode == .latency { out.roundTrips = histogram }
+            lock.withLock {
+                ends.value[t] = end
+                driverResults.value[t] = out
+            }
+        })
+        threads.append(try PinnedThread(cpu: cpu(t, device: true)) {
+            var mine = devices.value
+            var out = DatapathOutcome()
+            var done = [Int](repeating: 0, count: mine.count)
+            var sink: UInt64 = 0
+            ready.wrappingIncrement(ordering: .relaxed)
+            gate.wait()
+            let cpu0 = cplatform_thread_cpu_time_ns()
+            do throws(VirtqueueError) {
+                var remaining = mine.count
+                while remaining > 0 {
+                    for q in mine.indices where done[q] < descriptorsPerQueue {
+                        var popped = 0
+                        while popped < batch, let chain = try mine[q].pop() {
+                            // The device reads the payload it was given (a TX device checksums it).
+                            if let host = mine[q].segments[0].host { sink &+= UInt64(host.load(as: UInt64.self)) }
+                            mine[q].pushUsed(chain, length: 0)
+                            popped &+= 1
+                        }
+                        if popped > 0 {
+                            mine[q].publishUsed()
+                            done[q] &+= popped
+                            if done[q] >= descriptorsPerQueue { remaining -= 1 }
+                        }
+                    }
+                    cplatform_cpu_relax()
+                }
+            } catch {
+                out.errors.append("device: \(error)")
+            }
+            out.deviceCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0 + (sink == .max ? 1 : 0)
+            lock.withLock { deviceResults.value[t] = out }
+        })
+    }
+    while ready.load(ordering: .relaxed) < threadCount { cplatform_cpu_relax() }
+    let start = cplatform_monotonic_ns()
+    gate.open()
+    for thread in threads { thread.join() }
+
+    var outcome = DatapathOutcome()
+    outcome.descriptors = descriptorsPerQueue * queues.count
+    outcome.nanoseconds = (ends.value.max() ?? start) &- start
+    var histogram: Histogram<UInt64>? = nil
+    for (a, b) in zip(driverResults.value, deviceResults.value) {
+        outcome.driverCPUNanoseconds += a.driverCPUNanoseconds
+        outcome.deviceCPUNanoseconds += b.deviceCPUNanoseconds
+        outcome.errors += a.errors + b.errors
+        if let h = a.roundTrips {
+            if histogram == nil { histogram = h } else { histogram!.add(h) }
+        }
+    }
+    outcome.roundTrips = histogram
+    return outcome
+}
