@@ -189,9 +189,9 @@ struct DoctorChecksTests {
         #expect(blockers[1].remedy?.hasPrefix("apt-get install libhugetlbfs0") == true)
     }
 
-    @Test func placementsPrintTheSortedMediansAndHowManyWereTaken() throws {
+    @Test func placementsPrintTheClassesSeenAndHowManyMeasurementsWereTaken() throws {
         let c = try Self.check("vCPU placements", Self.healthy())
-        #expect(c.found.hasPrefix("cache-line round trip 52, 53, 335 ns (sorted medians of 3 measurements"))
+        #expect(c.found.hasPrefix("2 placement class(es): rtt-50ns (52–53 ns, 2 of 3), rtt-340ns (335–335 ns, 1 of 3)"))
         #expect(c.found.contains("over 2.1 s"))
     }
 

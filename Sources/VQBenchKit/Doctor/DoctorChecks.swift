@@ -283,8 +283,11 @@ public enum Doctor {
     /// What the cache-line round trips showed. One function, so a clustering of the medians
     /// into placements can replace it.
     public static func placementSummary(_ p: DoctorFacts.Placements) -> String {
-        let medians = p.mediansNs.sorted().map { String(Int($0.rounded())) }
-        return "cache-line round trip \(medians.joined(separator: ", ")) ns (sorted medians of \(p.mediansNs.count) "
-            + "measurements of \(p.roundTripsPerMeasurement) round trips over \(fixed(p.seconds, 1)) s)"
+        let classes = PlacementClasses.cluster(p.mediansNs)
+        let seen = classes.map { c in
+            "\(c.name) (\(Int(c.minNs.rounded()))–\(Int(c.maxNs.rounded())) ns, \(c.samples) of \(p.mediansNs.count))"
+        }
+        return "\(classes.count) placement class(es): \(seen.joined(separator: ", ")) — cache-line round trip, "
+            + "\(p.mediansNs.count) measurements of \(p.roundTripsPerMeasurement) round trips over \(fixed(p.seconds, 1)) s"
     }
 }
