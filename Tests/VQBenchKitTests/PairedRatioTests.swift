@@ -183,3 +183,36 @@ struct QueueThreadingTests {
         #expect(multi.allSatisfy { $0.doorbell == "poll" && $0.mediator == "none" })
     }
 }
+
+struct PairingOrderTests {
+    @Test func partnersStandNextToEachOtherInARound() {
+        let ids = Suite.quick.scenarios(memory: "4K")
+        let order = Engine.pairingOrder(ids, Array(ids.indices)).map { ids[$0] }
+        #expect(order.count == ids.count && Set(order) == Set(ids))
+        for (i, id) in order.enumerated() where id.layout == "packed" {
+            var split = id
+            split.layout = "split"
+            #expect(order[i - 1] == split, "\(id) should follow \(split)")
+        }
+        // vhost follows virtio of the same parent within two slots.
+        for (i, id) in order.enumerated() where id.binding == "vhost" {
+            var virtio = id
+            virtio.binding = "virtio"
+            let j = order.firstIndex(of: virtio)!
+            #expect(i - j == 2)
+        }
+    }
+
+    @Test func aPairWhoseRoundTripsDifferTooMuchIsLeftOut() {
+        // One chained class spanning 100–160 ns; a at 100, b at 160 in round 1.
+        let classes = PlacementClasses.cluster([100, 120, 140, 160])
+        #expect(classes.count == 1)
+        let a = [RoundSample(round: 0, rate: 2, toCalibration: 0, roundTripBeforeNs: 100, roundTripAfterNs: 100),
+                 RoundSample(round: 1, rate: 2, toCalibration: 0, roundTripBeforeNs: 100, roundTripAfterNs: 100)]
+        let b = [RoundSample(round: 0, rate: 1, toCalibration: 0, roundTripBeforeNs: 110, roundTripAfterNs: 110),
+                 RoundSample(round: 1, rate: 1, toCalibration: 0, roundTripBeforeNs: 160, roundTripAfterNs: 160)]
+        let c = PairedComparisons.build(ids: [PairedComparisonTests.split, PairedComparisonTests.packed], samples: [b, a],
+                                        classes: classes)
+        #expect(c.first?.rounds == 1)
+    }
+}

@@ -26,6 +26,8 @@ public struct RoundSample: Sendable, Equatable {
         self.roundTripAfterNs = roundTripAfterNs
     }
 
+    public var meanRoundTripNs: Double { (roundTripBeforeNs + roundTripAfterNs) / 2 }
+
     public func placement(in classes: [PlacementClass]) -> PlacementClass? {
         PlacementClasses.classify(before: roundTripBeforeNs, after: roundTripAfterNs, in: classes)
     }
@@ -78,8 +80,11 @@ public enum PairedComparisons {
             let bByRound = Dictionary(samples[ib].map { ($0.round, $0) }, uniquingKeysWith: { x, _ in x })
             var rounds: [(PlacementClass, Double)] = []
             for sa in samples[ia] {
+                // One class, and round trips close to each other (a class found by chaining can
+                // span more than one tolerance from end to end).
                 guard let sb = bByRound[sa.round], sb.rate > 0,
-                      let ca = sa.placement(in: classes), let cb = sb.placement(in: classes), ca == cb else { continue }
+                      let ca = sa.placement(in: classes), let cb = sb.placement(in: classes), ca == cb,
+                      PlacementClasses.samePlacement(sa.meanRoundTripNs, sb.meanRoundTripNs) else { continue }
                 rounds.append((ca, sa.rate / sb.rate))
             }
             if let c = comparison(a: a.description, b: b.description, kind: kind, rounds) { out.append(c) }

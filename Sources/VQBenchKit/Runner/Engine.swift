@@ -82,6 +82,26 @@ public enum Engine {
             calibration: doc, scenarios: results, controlPath: controlPath, comparisons: measured.comparisons)
     }
 
+    /// Measurement order within a round (indices into `ids`): by mediator and the settings
+    /// a pair shares, then doorbell and binding (in the order they first appear), layout last,
+    /// so that packed follows split directly and vhost follows virtio closely.
+    static func pairingOrder(_ ids: [ScenarioID], _ indices: [Int]) -> [Int] {
+        var rank: [String: Int] = [:]
+        func r(_ part: String, _ value: String) -> Int { rank[part + "=" + value]! }
+        for id in ids {
+            for (part, value) in [("m", id.mediator), ("mem", id.memory), ("d", id.doorbell), ("b", id.binding)]
+            where rank[part + "=" + value] == nil {
+                rank[part + "=" + value] = rank.count
+            }
+        }
+        func key(_ i: Int) -> [Int] {
+            let id = ids[i]
+            return [r("m", id.mediator), id.queueSize, id.payloadBytes, r("mem", id.memory), id.queuePairs, id.batch,
+                    r("d", id.doorbell), r("b", id.binding), id.layout == "split" ? 0 : 1, i]
+        }
+        return indices.sorted { key($0).lexicographicallyPrecedes(key($1)) }
+    }
+
     /// Every scenario once per round, rounds alternating in direction (ABC CBA …) so drift
     /// falls evenly on all; then placement classes from all the round trips the rounds
     /// recorded, each scenario's figures, and the paired comparisons.
@@ -96,7 +116,9 @@ public enum Engine {
             case let .failure(f): prepared.append(nil); results.append(f.result)
             }
         }
-        let live = prepared.indices.filter { prepared[$0] != nil }
+        // Partners of a comparison stand next to each other in a round: split beside packed
+        // at the same settings, then each binding, then the doorbells in turn.
+        let live = pairingOrder(ids, prepared.indices.filter { prepared[$0] != nil })
         log("measuring \(live.count) scenario(s) in \(runner.plan.rounds) interleaved round(s)"
             + (live.count < ids.count ? "; \(ids.count - live.count) not measurable here" : ""))
         var rounds = [[(RoundSample, DatapathOutcome)]](repeating: [], count: ids.count)
