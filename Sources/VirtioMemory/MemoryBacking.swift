@@ -95,8 +95,10 @@ public struct HugepageInventory: Sendable, Equatable, Codable {
 }
 
 /// Small helpers for reading kernel text files.
-enum SysFS {
-    static func read(_ path: String) -> String? {
+public enum SysFS {
+    /// The whole of a kernel text file, read to EOF (a /proc file's size says 0, and a
+    /// one-shot read can return only part of a long one such as /proc/self/maps).
+    public static func read(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

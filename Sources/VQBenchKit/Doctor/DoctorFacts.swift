@@ -113,7 +113,7 @@ public struct DoctorFacts: Sendable, Equatable, Codable {
             inventory.pool(pageSize: size).map { HugepagePool(reserved: $0.total, free: $0.free) }
         }
         let cpus = Int(cplatform_allowed_cpu_count())
-        let maps = readWholeFile("/proc/self/maps") ?? ""
+        let maps = SysFS.read("/proc/self/maps") ?? ""
         return DoctorFacts(
             logicalCPUs: cpus, cpuModel: MachineInfo.cpuModel(), cpuVendor: cpuVendor(),
             virtualization: MachineInfo.virtualization(),
@@ -160,23 +160,6 @@ public struct DoctorFacts: Sendable, Equatable, Codable {
             }
         }
         return "unknown"
-    }
-
-    /// The whole of a /proc file, read to EOF: its size says 0, and String(contentsOfFile:)
-    /// returned only part of /proc/self/maps here (liburing's line was missing).
-    static func readWholeFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if got < 0 && errno == EINTR { continue }
-            if got <= 0 { break }
-            bytes.append(contentsOf: chunk.prefix(got))
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func readInt(_ path: String) -> Int? {

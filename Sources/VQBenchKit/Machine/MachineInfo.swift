@@ -23,7 +23,7 @@ public enum MachineInfo {
 
     /// The first value of `field` in /proc/cpuinfo, or "unknown".
     static func cpuinfo(_ field: String) -> String {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+        guard let text = SysFS.read("/proc/cpuinfo") else { return "unknown" }
         for line in text.split(separator: "\n") where line.hasPrefix(field) {
             if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingWhitespace() }
         }

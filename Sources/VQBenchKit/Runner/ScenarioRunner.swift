@@ -117,22 +117,18 @@ public struct ScenarioRunner {
     func multiQueue(_ id: ScenarioID, descriptors: Int, mode: DatapathMode) throws -> DatapathOutcome {
         let backing = MemoryBacking(rawValue: id.memory)!
         let perQueue = max(id.batch, descriptors / id.queuePairs)
+        func run<D: VirtqueueDriverHalf, V: VirtqueueDeviceHalf>(_ setup: () throws -> RingSetup<D, V>) throws -> DatapathOutcome {
+            let qs = try (0..<id.queuePairs).map { _ in try setup() }
+            return try runMultiQueuePolled(queues: qs.map { ($0.driver, $0.device, $0.addresses) }, payloadBytes: UInt32(id.payloadBytes),
+                                           batch: id.batch, descriptorsPerQueue: perQueue, mode: mode,
+                                           threading: threading(id.queuePairs), placement: placement)
+        }
         let outcome: DatapathOutcome
         switch RingLayoutKind(rawValue: id.layout) {
         case .split:
-            let qs = try (0..<id.queuePairs).map { _ in
-                try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing))
-            }
-            outcome = try runMultiQueuePolled(queues: qs.map { ($0.driver, $0.device, $0.addresses) }, payloadBytes: UInt32(id.payloadBytes),
-                                              batch: id.batch, descriptorsPerQueue: perQueue, mode: mode,
-                                              threading: threading(id.queuePairs), placement: placement)
+            outcome = try run { try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing)) }
         case .packed:
-            let qs = try (0..<id.queuePairs).map { _ in
-                try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing))
-            }
-            outcome = try runMultiQueuePolled(queues: qs.map { ($0.driver, $0.device, $0.addresses) }, payloadBytes: UInt32(id.payloadBytes),
-                                              batch: id.batch, descriptorsPerQueue: perQueue, mode: mode,
-                                              threading: threading(id.queuePairs), placement: placement)
+            outcome = try run { try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing)) }
         case nil:
             throw ScenarioError.unknownValue(part: "layout", value: id.layout, known: RingLayoutKind.allCases.map(\.rawValue))
         }
