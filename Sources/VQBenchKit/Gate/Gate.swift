@@ -16,7 +16,7 @@ public struct GateOptions: Sendable {
         ScenarioID(layout: "split", doorbell: "hybrid-eventfd", memory: "4K"),
         // Mediators, checked on ratio_to_bare (each against the same device model on bare
         // rings, round by round): the passthrough parent under virtio, the software-IOTLB
-        // parent under vhost (relayed kicks, memfd-shared memory).
+        // parent under vhost (kicks through the kick eventfd, memfd-shared memory).
         ScenarioID(layout: "split", doorbell: "busy-poll", mediator: "vp_vdpa", memory: "4K"),
         ScenarioID(layout: "packed", doorbell: "busy-poll", mediator: "vdpa_sim", memory: "4K", binding: "vhost"),
     ]
