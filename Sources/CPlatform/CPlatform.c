@@ -72,6 +72,13 @@ uint64_t cplatform_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 int32_t cplatform_gettid(void) { return (int32_t)syscall(SYS_gettid); }
 
+int cplatform_set_thread_name(unsigned long thread, const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof truncated - 1);
+    truncated[sizeof truncated - 1] = 0;
+    return pthread_setname_np((pthread_t)thread, truncated);
+}
+
 int cplatform_hypervisor_vendor(char *out) {
     out[0] = 0;
 #if defined(__x86_64__) || defined(__i386__)

@@ -27,6 +27,16 @@ public enum DoorbellError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A hybrid doorbell sleeps on its inner transport, so the inner one must block:
     /// spinning, then spinning again, is not a hybrid.
     case hybridNeedsBlockingInner(inner: DoorbellTransport)
+    /// A descriptor number that is not open (eventfd_fget's EBADF).
+    case descriptorNotOpen(fd: Int32)
+    /// An open descriptor that is not an eventfd (eventfd_fget's EINVAL); `kind` is what
+    /// the kernel says it is ("/memfd:queue (deleted)", "pipe:[1234]").
+    case notAnEventfd(fd: Int32, kind: String)
+    /// An eventfd made outside ``WakeupEventfd``: its writers run no wait queue, so nothing
+    /// registered on it would ever be woken.
+    case eventfdWithoutWaitQueue(fd: Int32)
+    /// The eventfd's wait queue already holds an entry (it holds one: one poller per fd).
+    case eventfdAlreadyPolled(fd: Int32)
 
     public var description: String {
         switch self {
@@ -48,6 +58,14 @@ public enum DoorbellError: Error, Equatable, Sendable, CustomStringConvertible {
             return "futex word at 0x\(String(address, radix: 16)) is not 4-byte aligned"
         case let .hybridNeedsBlockingInner(inner):
             return "a hybrid doorbell needs a blocking inner transport; \(inner) does not sleep"
+        case let .descriptorNotOpen(fd):
+            return "fd \(fd) is not open (EBADF)"
+        case let .notAnEventfd(fd, kind):
+            return "fd \(fd) is not an eventfd (EINVAL): it is \(kind)"
+        case let .eventfdWithoutWaitQueue(fd):
+            return "fd \(fd) is an eventfd whose writers run no wait queue; make it with WakeupEventfd.make so a poller can be woken"
+        case let .eventfdAlreadyPolled(fd):
+            return "eventfd \(fd) already has a poller on its wait queue (one per eventfd)"
         }
     }
 }

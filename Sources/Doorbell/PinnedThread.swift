@@ -11,19 +11,26 @@ public final class PinnedThread {
 
     private final class Start: @unchecked Sendable {
         let cpu: Int32?
+        let name: String?
         let body: () -> Void
-        init(cpu: Int32?, body: @escaping () -> Void) {
+        init(cpu: Int32?, name: String?, body: @escaping () -> Void) {
             self.cpu = cpu
+            self.name = name
             self.body = body
         }
     }
 
     /// Starts `body` on a new thread pinned to `cpu` (unpinned when nil or when the CPU is
-    /// not in this process's affinity mask). `body` is moved to the new thread.
-    public init(cpu: Int32?, _ body: sending @escaping () -> Void) throws(DoorbellError) {
-        let start = Unmanaged.passRetained(Start(cpu: cpu, body: body)).toOpaque()
+    /// not in this process's affinity mask). `body` is moved to the new thread. A `name`
+    /// (its first 15 bytes: the kernel's limit) is what `/proc/self/task/*/comm` and `top -H`
+    /// show, in place before `body` runs and before this returns (both ends set it, so
+    /// neither can see the starter's name); without one the thread keeps the name of the
+    /// thread that started it.
+    public init(cpu: Int32?, name: String? = nil, _ body: sending @escaping () -> Void) throws(DoorbellError) {
+        let start = Unmanaged.passRetained(Start(cpu: cpu, name: name, body: body)).toOpaque()
         let rc = pthread_create(&thread, nil, { raw in
             let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            if let name = start.name { _ = cplatform_set_thread_name(UInt(pthread_self()), name) }
             if let cpu = start.cpu { _ = cplatform_pin_current_thread(cpu) }
             start.body()
             return nil
@@ -32,6 +39,7 @@ public final class PinnedThread {
             Unmanaged<Start>.fromOpaque(start).release()
             throw .systemCall(name: "pthread_create", errno: rc)
         }
+        if let name { _ = cplatform_set_thread_name(UInt(thread), name) }
     }
 
     /// Waits for the body to return.

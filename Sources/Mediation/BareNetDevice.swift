@@ -33,13 +33,13 @@ public final class BareNetDevice<Bell: Doorbell>: @unchecked Sendable {
         case .split:
             let device = try arena.splitDevice(features: features, queue: queue)
             handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
-                                             counters, handle))
+                                             counters, handle, name: deviceThreadName("bare")))
             splitQueue = try window.splitQueue(index: queue, features: features, kick: kickN, call: callW, interruptBypass: true)
         case .packed:
             features.insert(.ringPacked)
             let device = try arena.packedDevice(features: features, queue: queue)
             handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
-                                             counters, handle))
+                                             counters, handle, name: deviceThreadName("bare")))
             packedQueue = try window.packedQueue(index: queue, features: features, kick: kickN, call: callW, interruptBypass: true)
         }
         thread = handle

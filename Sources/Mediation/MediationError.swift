@@ -80,6 +80,9 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
     case vhostAddressUnmapped(address: UInt64, length: UInt64)
     /// The vhost consumer did not get an answer within the timeout.
     case vhostTimeout(message: String)
+    /// VHOST_SET_VRING_KICK with an fd that cannot be polled: not open, not an eventfd, an
+    /// eventfd without a wait queue, or one another queue already polls.
+    case kickFdRejected(queue: UInt16, fd: Int32, DoorbellError)
 
     // MARK: Lifecycles
     /// An mdev create/remove with a string that is not a canonical GUID.
@@ -144,6 +147,7 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .vhostMessageOutOfOrder(m, r): return "vhost \(m) before \(r)"
         case let .vhostAddressUnmapped(a, l): return "vhost address 0x\(String(a, radix: 16))+\(l) is in no memory-table region"
         case let .vhostTimeout(m): return "vhost \(m): no answer from the binding in time"
+        case let .kickFdRejected(q, fd, e): return "vhost VHOST_SET_VRING_KICK queue \(q): kick fd \(fd) cannot be polled: \(e)"
         case let .malformedGUID(g): return "'\(g)' is not a GUID (8-4-4-4-12 hex digits)"
         case let .duplicateGUID(g): return "an mdev with GUID \(g) already exists"
         case let .unknownMdevType(t): return "no mdev type \(t)"

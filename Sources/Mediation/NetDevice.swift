@@ -161,7 +161,7 @@ extension VDPADeviceCore {
                                                  memory: memory, features: features, state: st)
                         queues.append(NetQueue(index: index, device: d, call: cb))
                     }
-                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle)
+                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: deviceThreadName(identity.name))
                 } else {
                     var queues: [NetQueue<SplitDevice<Memory>, Bell.Notifier>] = []
                     for (index, size, addresses, state, cb) in ready {
@@ -171,7 +171,7 @@ extension VDPADeviceCore {
                                                 memory: memory, features: features, state: st)
                         queues.append(NetQueue(index: index, device: d, call: cb))
                     }
-                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle)
+                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: deviceThreadName(identity.name))
                 }
             } catch let e as VirtqueueError {
                 throw .ring(e)
@@ -200,12 +200,16 @@ extension VDPADeviceCore {
     }
 }
 
+/// The device thread's name as `top -H` and `/proc/self/task/*/comm` show it ("dev:vdpa0";
+/// the kernel keeps 15 bytes).
+public func deviceThreadName(_ device: String) -> String { "dev:" + device }
+
 func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Bell: Doorbell, Memory: DeviceMemory>(
     _ queues: [NetQueue<Device, Bell.Notifier>], _ waiter: Bell.Waiter, _ behaviour: NetDeviceBehaviour, _ cpu: Int32?,
-    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Bell, Memory>
+    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Bell, Memory>, name: String
 ) throws(DoorbellError) -> PinnedThread {
     let start = ResultBox((queues, waiter))
-    return try PinnedThread(cpu: cpu) {
+    return try PinnedThread(cpu: cpu, name: name) {
         var (queues, kick) = start.value
         func syscalls() -> UInt64 { queues.reduce(kick.counters.syscalls) { $0 &+ ($1.call?.counters.syscalls ?? 0) } }
         let syscalls0 = syscalls()

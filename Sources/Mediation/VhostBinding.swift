@@ -7,10 +7,13 @@
 // Ring memory is the consumer's: it hands over memfds in SET_MEM_TABLE and the binding maps
 // them itself (a second mapping of the same pages). Kicks reach the device through the
 // parent's notify area when it offers one (the consumer maps the doorbell, as
-// VHOST_VDPA's mmap of the notify page does), else through a kick eventfd that a relay
-// thread (vhost's poll on the kick fd) turns into kick_vq. Calls are the consumer's
-// doorbell, which the device rings itself (vhost-vdpa's callback signalling the call
-// eventfd, or interrupt bypass).
+// VHOST_VDPA's mmap of the notify page does), else through the queue's kick eventfd, which
+// no thread of ours waits on: SET_VRING_KICK puts a wake-up entry (`VhostKickPoll`) on the
+// eventfd's wait queue, and the consumer's write(2) to the fd runs it inline — kick_vq in
+// the writer's context, as vhost-vdpa's poll does (it has no worker: the wake-up calls
+// handle_vq_kick → kick_vq directly; the eventfd's counter is never read). Calls are the
+// consumer's doorbell, which the device rings itself (vhost-vdpa's callback signalling the
+// call eventfd, or interrupt bypass).
 
 import Atomics
 import CPlatform
@@ -33,9 +36,12 @@ public struct VhostMemoryRegion: Sendable, Equatable {
     }
 }
 
+/// `VHOST_SET_VRING_KICK` with this fd stops polling the queue's kick fd (VHOST_FILE_UNBIND).
+public let vhostFileUnbind: Int32 = -1
+
 /// The messages a vhost consumer sends (vhost and vhost-vdpa ioctls, vhost-user requests).
-/// Descriptors travel as doorbell ends: a kick fd is the reading end of an eventfd, a call
-/// fd the ringing end of the consumer's interrupt doorbell.
+/// A kick fd travels as its descriptor number (as `struct vhost_vring_file` carries it), a
+/// call fd as the ringing end of the consumer's interrupt doorbell.
 public enum VhostMessage<Bell: Doorbell>: @unchecked Sendable {
     case setOwner
     case resetOwner
@@ -55,7 +61,8 @@ public enum VhostMessage<Bell: Doorbell>: @unchecked Sendable {
     case setVringAddr(queue: UInt16, RingAddresses)
     case setVringBase(queue: UInt16, VDPAQueueState)
     case getVringBase(queue: UInt16)
-    case setVringKick(queue: UInt16, EventfdDoorbell.Waiter)
+    /// The queue's kick eventfd (made by ``WakeupEventfd``), or ``vhostFileUnbind``.
+    case setVringKick(queue: UInt16, fd: Int32)
     case setVringCall(queue: UInt16, Bell.Notifier?)
     case setVringEnable(queue: UInt16, Bool)
     /// The notify area to map (the mmap of vhost-vdpa's notify page).
@@ -104,49 +111,49 @@ public enum VhostReply<Bell: Doorbell>: @unchecked Sendable {
     case notification(Bell.Notifier)
 }
 
-/// vhost's poll on a kick fd: a thread blocked on the eventfd that calls kick_vq for each
-/// wakeup. Stopping it rings the same eventfd, so it never waits out a timeout.
-final class KickRelay: @unchecked Sendable {
-    private let stopFlag = ManagedAtomic<Bool>(false)
-    let relayed = ManagedAtomic<UInt64>(0)
-    private var thread: PinnedThread?
-    private var waker: EventfdDoorbell.Notifier
-    private let failure = ResultBox<String?>(nil)
+/// vhost's poll on a kick fd, as vhost-vdpa runs it (no worker): a wait entry on the kick
+/// eventfd whose wake-up calls kick_vq on the thread whose write signalled the fd, before
+/// that write's notify returns. No thread of ours is involved and the fd's counter is never
+/// read; a kick_vq that fails is recorded, as the writer's write(2) succeeded regardless.
+final class VhostKickPoll<P: VDPAConfigOps>: WakeupEventfd.WaitEntry, @unchecked Sendable {
+    let device: P
+    let queue: UInt16
+    let file: WakeupEventfd.File
+    /// kick_vq calls this poll made.
+    let delivered = ManagedAtomic<UInt64>(0)
+    private let failureLock = ControlLock()
+    private var failures: [String] = []
 
-    init<P: VDPAConfigOps>(device: P, queue: UInt16, kick: EventfdDoorbell.Waiter) throws(MediationError) {
-        let stop = stopFlag
-        let relayed = relayed
-        let failure = failure
-        let start = ResultBox(kick)
-        waker = kick.notifierOnSameEventfd()
-        do {
-            thread = try PinnedThread(cpu: nil) {
-                var waiter = start.value
-                while true {
-                    do {
-                        try waiter.wait()
-                        if stop.load(ordering: .acquiring) { return }
-                        try device.kickVQ(queue)
-                        relayed.wrappingIncrement(ordering: .relaxed)
-                    } catch {
-                        failure.value = "queue \(queue) kick relay: \(error)"
-                        return
-                    }
-                }
-            }
+    init(device: P, queue: UInt16, file: WakeupEventfd.File) {
+        self.device = device
+        self.queue = queue
+        self.file = file
+    }
+
+    /// handle_vq_kick: runs on the writer's thread (several writers may run it at once).
+    override func wakeup() {
+        do throws(MediationError) {
+            try device.kickVQ(queue)
+            // relaxed: a tally; a reader after stop() is ordered by stop's wait for the
+            // writers (acquire), a reader while writers run sees a recent value.
+            delivered.wrappingIncrement(ordering: .relaxed)
         } catch {
-            throw .doorbell(error)
+            failureLock.withLock { failures.append("queue \(queue) kick fd \(file.fd): kick_vq: \(error)") }
         }
     }
 
-    /// Stops the relay; returns why it stopped early, if it did.
-    func stop() -> String? {
-        stopFlag.store(true, ordering: .releasing)
-        do { try waker.notify() } catch { return "kick relay: could not wake it to stop: \(error)" }
-        thread?.join()
-        thread = nil
-        return failure.value
+    /// vhost_poll_start: on the eventfd's wait queue from now on; an fd that is already
+    /// readable (kicked before anyone polled it) gets one wake-up at once, so that kick is
+    /// not lost.
+    func start() throws(DoorbellError) {
+        try file.add(self)
+        if file.isReadable { wakeup() }
     }
+
+    /// vhost_poll_stop: off the wait queue, once no writer is still inside the wake-up.
+    func stop() { file.remove(self) }
+
+    var failed: [String] { failureLock.withLock { failures } }
 }
 
 /// A device bound to the vhost bus driver, answering one consumer's messages.
@@ -160,8 +167,11 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     private var guestSpace: GuestMemory?
     /// Platform-IOMMU parents: IOTLB entries beyond the identity map of the memory table.
     private var platformDomain: [GuestRegion] = []
-    private var relays: [UInt16: KickRelay] = [:]
-    private var relayFailures: [String] = []
+    /// The poll on each queue's kick fd.
+    private var kickPolls: [UInt16: VhostKickPoll<P>] = [:]
+    /// What polls that have stopped delivered, and why any kick_vq of theirs failed.
+    private var stoppedPollKicks: UInt64 = 0
+    private var stoppedPollFailures: [String] = []
     private var timingLog: [LifecycleTiming] = []
 
     /// Where an on-chip parent's "physical" addresses of guest memory start: deliberately
@@ -178,17 +188,21 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     /// Every handled message's time, in order (`bind` and `unbind` too).
     public var timings: [LifecycleTiming] { lock.withLock { timingLog } }
 
-    /// Kicks the relays turned into kick_vq, summed over queues.
-    public var relayedKicks: UInt64 {
+    /// kick_vq calls made by kick fds' wake-ups (each on the thread whose write signalled the
+    /// fd), over the binding's life and every queue; none when kicks go to a mapped notify area.
+    public var kicksThroughKickFd: UInt64 {
         lock.withLock {
-            var sum: UInt64 = 0
-            for r in relays.values { sum &+= r.relayed.load(ordering: .relaxed) }
+            var sum = stoppedPollKicks
+            // relaxed: pairs with nothing; a live poll's tally may be a write or two behind.
+            for p in kickPolls.values { sum &+= p.delivered.load(ordering: .relaxed) }
             return sum
         }
     }
 
-    /// Why a kick relay stopped early, if one did.
-    public var kickRelayFailures: [String] { lock.withLock { relayFailures } }
+    /// Why a kick_vq run by a kick fd's wake-up failed, if one did.
+    public var kickFdFailures: [String] {
+        lock.withLock { stoppedPollFailures + kickPolls.values.flatMap(\.failed) }
+    }
 
     /// Handles one message on the caller's thread; a wrong one is a typed error and leaves
     /// the device as it was.
@@ -257,12 +271,11 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
             return .done
         case let .getVringBase(queue):
             return .vringBase(try device.getVQState(queue))
-        case let .setVringKick(queue, waiter):
+        case let .setVringKick(queue, fd):
             guard Int(queue) < device.identity.queueCount else {
                 throw .queueOutOfRange(queue: queue, queues: device.identity.queueCount)
             }
-            if let old = relays.removeValue(forKey: queue), let why = old.stop() { relayFailures.append(why) }
-            relays[queue] = try KickRelay(device: device, queue: queue, kick: waiter)
+            try setVringKick(queue, fd)
             return .done
         case let .setVringCall(queue, notifier):
             try device.setVQCallback(queue, notifier)
@@ -396,11 +409,36 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
         }
     }
 
-    private func resetOwner() {
-        for r in relays.values {
-            if let why = r.stop() { relayFailures.append(why) }
+    /// VHOST_SET_VRING_KICK: the new fd is looked up first (a closed or wrong one is a typed
+    /// error and the queue keeps its poll); the same fd again changes nothing; else the new
+    /// fd is polled and the old one no longer is.
+    private func setVringKick(_ queue: UInt16, _ fd: Int32) throws(MediationError) {
+        var file: WakeupEventfd.File?
+        if fd != vhostFileUnbind {
+            do throws(DoorbellError) { file = try WakeupEventfd.fget(fd) } catch { throw .kickFdRejected(queue: queue, fd: fd, error) }
         }
-        relays = [:]
+        if let f = file, let current = kickPolls[queue], current.file.isSame(as: f) { return }
+        var poll: VhostKickPoll<P>?
+        if let f = file {
+            let p = VhostKickPoll(device: device, queue: queue, file: f)
+            do throws(DoorbellError) { try p.start() } catch { throw .kickFdRejected(queue: queue, fd: fd, error) }
+            poll = p
+        }
+        if let old = kickPolls.removeValue(forKey: queue) { retire(old) }
+        kickPolls[queue] = poll
+    }
+
+    /// Stops a poll and keeps what it delivered.
+    private func retire(_ poll: VhostKickPoll<P>) {
+        poll.stop()
+        // relaxed is enough: stop()'s acquire wait for the writers ordered their increments before it.
+        stoppedPollKicks &+= poll.delivered.load(ordering: .relaxed)
+        stoppedPollFailures += poll.failed
+    }
+
+    private func resetOwner() {
+        for p in kickPolls.values { retire(p) }
+        kickPolls = [:]
         device.reset()
         peers = []
         guestSpace = nil
@@ -408,8 +446,8 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
         owned = false
     }
 
-    /// Stops the relays, resets the device, unmaps the consumer's memory and releases the
-    /// device from the bus (the consumer has gone).
+    /// Stops polling the kick fds, resets the device, unmaps the consumer's memory and
+    /// releases the device from the bus (the consumer has gone).
     public func unbind() {
         lock.withLock {
             let t0 = cplatform_monotonic_ns()

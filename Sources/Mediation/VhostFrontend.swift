@@ -9,10 +9,11 @@ import Virtqueue
 import VirtioMemory
 
 /// A kick as the vhost consumer sends it: a store to the mapped notify area when the
-/// parent offers one, else a write to the queue's kick eventfd (relayed to kick_vq).
+/// parent offers one, else a write to the queue's kick eventfd, whose wake-up runs kick_vq
+/// on this thread before the write's notify returns.
 public struct VhostKick<Mapped: DoorbellNotifier>: DoorbellNotifier {
     @usableFromInline let mapped: DriverDoorbell<Mapped>?
-    @usableFromInline var eventfd: EventfdDoorbell.Notifier?
+    @usableFromInline var eventfd: WakeupEventfd.Notifier?
     @usableFromInline var tally = DoorbellCounters()
 
     public var counters: DoorbellCounters {
@@ -111,8 +112,8 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
                 try binding.handle(.setVringAddr(queue: q, window.addresses))
                 var kick = VhostKick(mapped: direct, eventfd: nil)
                 if direct == nil {
-                    let (n, w) = try EventfdDoorbell.makePair(probe: probe)
-                    try binding.handle(.setVringKick(queue: q, w))
+                    let n = try WakeupEventfd.make(probe: probe)
+                    try binding.handle(.setVringKick(queue: q, fd: n.fd))
                     kick.eventfd = n
                 }
                 let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
@@ -138,8 +139,8 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
     public func takeSplitQueue(_ q: UInt16) -> VhostQueue<SplitDriver, P>? { splitQueues.removeValue(forKey: q) }
     public func takePackedQueue(_ q: UInt16) -> VhostQueue<PackedDriver, P>? { packedQueues.removeValue(forKey: q) }
 
-    /// The consumer leaves: VHOST_RESET_OWNER stops the device and its relays; the
-    /// binding unmaps the memory table.
+    /// The consumer leaves: VHOST_RESET_OWNER stops the device and the polls on its kick
+    /// fds; the binding unmaps the memory table.
     public func close() {
         let t0 = cplatform_monotonic_ns()
         _ = try? binding.handle(.resetOwner)

@@ -41,6 +41,10 @@ uint64_t cplatform_monotonic_ns(void);
 /// Kernel thread id of the calling thread.
 int32_t cplatform_gettid(void);
 
+/// Names a thread (a pthread_t; its first 15 bytes: the kernel's limit), as `comm` shows it.
+/// pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module lacks. Returns 0 or an errno value.
+int cplatform_set_thread_name(unsigned long thread, const char *name);
+
 /// The hypervisor's CPUID vendor string (leaf 0x40000000, e.g. "KVMKVMKVM") into `out`
 /// (13 bytes with the terminator); returns 0, or -1 when CPUID has no hypervisor bit.
 int cplatform_hypervisor_vendor(char *out);

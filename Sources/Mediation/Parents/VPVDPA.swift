@@ -91,7 +91,7 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     }
 
     /// Host-side kick: a write to the queue's notify register, when the notify area is not
-    /// mapped to a driver (vhost relays kicks this way when it cannot map the area).
+    /// mapped to a driver (under vhost, the kick fd's wake-up calls it when the area is not mapped).
     public func kickVQ(_ queue: UInt16) throws(MediationError) {
         try core.withState { (s) throws(MediationError) in
             guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
