@@ -3,9 +3,9 @@
 import ArgumentParser
 
 @main
-struct VQBench: ParsableCommand {
+struct VQBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vqbench",
         abstract: "Measure virtio virtqueues, doorbells and vDPA mediation strategies.",
-        subcommands: [RunCommand.self, ListCommand.self, CalibrateCommand.self, ReportCommand.self, CompareCommand.self, GateCommand.self, MemoryCommand.self, RingCommand.self, DoorbellsCommand.self, WorkloadCommand.self, LifecycleCommand.self])
+        subcommands: [RunCommand.self, ListCommand.self, CalibrateCommand.self, ReportCommand.self, CompareCommand.self, GateCommand.self, MemoryCommand.self, RingCommand.self, DoorbellsCommand.self, WorkloadCommand.self, LifecycleCommand.self, MeasureRoundCommand.self])
 }
