@@ -54,7 +54,7 @@ enum AgainstError: Error, CustomStringConvertible {
 
 extension GateCommand {
     /// `--against REV` (AgainstRevision.swift): parent vs patch, measured here, no baseline file.
-    func runAgainst(_ revision: String) async throws {
+    func runAgainst(_ revision: String) throws {
         guard !update else { throw CLIError("--update writes results/baseline.json; it has no meaning with --against") }
         guard againstRounds >= 1 else { throw CLIError("--against-rounds must be at least 1 (got \(againstRounds))") }
         guard againstTolerance > 0 && againstTolerance < 1 else {
@@ -65,14 +65,35 @@ extension GateCommand {
         options.rounds = againstRounds
         let code: Int32
         do {
-            code = try await AgainstRevision(revision: revision, options: options, prebuiltBase: againstBuild, output: output,
-                                             json: json, skipRatios: skipRatios).run()
+            let against = AgainstRevision(revision: revision, options: options, prebuiltBase: againstBuild, output: output,
+                                          json: json, skipRatios: skipRatios)
+            code = try waitFor { try await against.run() }
         } catch let error as AgainstError {
             print("gate --against: \(error)")
             throw ExitCode(error.exitCode)
         }
         if code != 0 { throw ExitCode(code) }
     }
+}
+
+/// Runs async `body` to its end from synchronous code. The CLI stays a synchronous
+/// ParsableCommand: an async root runs dispatch_main(), under which valgrind 3.19 crashes in
+/// gate A's workload runs (SIGSEGV in callgrind). The main thread is not one of the
+/// concurrency pool's, so blocking it while the task runs there cannot deadlock.
+func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = WaitOutcome<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { outcome.result = .success(try await body()) } catch { outcome.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.result!.get()
+}
+
+private final class WaitOutcome<T>: @unchecked Sendable {
+    // Written by the task before it signals, read after the wait: the semaphore orders them.
+    var result: Result<T, any Error>?
 }
 
 struct AgainstRevision {

@@ -6,7 +6,7 @@ import ArgumentParser
 import Foundation
 import VQBenchKit
 
-struct GateCommand: AsyncParsableCommand {
+struct GateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gate",
         abstract: "Check this build against results/baseline.json (exit 0 pass, 2 regression, 4 improvement, 5 no baseline).")
@@ -22,12 +22,12 @@ struct GateCommand: AsyncParsableCommand {
     @Option(help: "With --against: rounds per ratio scenario, each running both builds (ABBA).") var againstRounds = 7
     @Option(help: "With --against: REV's release vqbench, already built from REV's tree (skips the build).") var againstBuild: String?
 
-    func run() async throws {
+    func run() throws {
         #if DEBUG
         throw CLIError("the gate counts a release build's instructions: build with `swift build -c release`")
         #else
         if let against {
-            try await runAgainst(against)
+            try runAgainst(against)
             return
         }
         let options = GateOptions()

@@ -3,7 +3,7 @@
 import ArgumentParser
 
 @main
-struct VQBench: AsyncParsableCommand {
+struct VQBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vqbench",
         abstract: "Measure virtio virtqueues, doorbells and vDPA mediation strategies.",
