@@ -147,7 +147,7 @@ struct AgainstRevision {
         if !skipRatios {
             t = Date()
             ratios = try await interleavedRatios(base: base, dir: dir)
-            lap("C (\(ratios.count) scenarios × \(options.rounds) rounds)", since: t)
+            lap("C", since: t)
         }
 
         let outcome = RevisionGate.judge(RevisionEvidence(baseCommit: short, base: baseDoc, new: newDoc, ratios: ratios),
@@ -260,7 +260,7 @@ struct AgainstRevision {
         let this = Self.ownExecutable()
         let log = dir + "/measure-round.log"
         try Data().write(to: URL(fileURLWithPath: log))
-        let baseHasIt = try await Child.run(.path(FilePath(base)), ["measure-round", "--help"], in: dir, log: log).isSuccess
+        let baseHasIt = try await Self.hasMeasureRound(base, in: dir, log: log)
         let probe = ScenarioRunner(plan: MeasurementPlan(), probe: .current, placement: .current(), bareRingRate: 0)
         var result: [(id: ScenarioID, evidence: RevisionRatioEvidence)] = []
         for id in options.gate.ratioScenarios {
@@ -303,6 +303,27 @@ struct AgainstRevision {
             throw AgainstError.roundFailed(binary: binary, scenario: id.description, status: "\(status)", log: log, isBase: isBase)
         }
         return sample
+    }
+
+    /// Whether `binary` has the (hidden) measure-round subcommand. `measure-round --help` cannot
+    /// tell: a binary without it prints its root help and exits 0. ArgumentParser's dump of the
+    /// command tree lists hidden subcommands too; if a binary cannot dump it, one short run decides.
+    static func hasMeasureRound(_ binary: String, in dir: String, log: String) async throws -> Bool {
+        struct Tree: Decodable {
+            struct Command: Decodable {
+                var commandName: String
+                var subcommands: [Command]?
+            }
+            var command: Command
+        }
+        let (status, dump) = try await Child.capture(.path(FilePath(binary)), ["--experimental-dump-help"], in: dir, log: log)
+        if status.isSuccess, let tree = try? JSONDecoder().decode(Tree.self, from: Data(dump.utf8)) {
+            return (tree.command.subcommands ?? []).contains { $0.commandName == "measure-round" }
+        }
+        let id = GateOptions().ratioScenarios[0]
+        let (trial, out) = try await Child.capture(.path(FilePath(binary)),
+                                                   ["measure-round", id.description, "--descriptors", "2048", "--json"], in: dir, log: log)
+        return trial.isSuccess && MeasureRoundSample.parse(out) != nil
     }
 
     static func ownExecutable() -> String {
