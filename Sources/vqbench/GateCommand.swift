@@ -16,11 +16,20 @@ struct GateCommand: ParsableCommand {
     @Flag(help: "Skip gate C (in-run ratios), which takes a few seconds per scenario.") var skipRatios = false
     @Option(help: "Where to write the gate's own results document.") var output: String = "results"
     @Flag(help: "Print the checks as JSON.") var json = false
+    @Option(help: "Compare with revision REV instead of the baseline: build it, measure both here (exit 0 pass, 2 regression, 4 improvement, 3 base not built).")
+    var against: String?
+    @Option(help: "With --against: C fails when the whole interval of new/base lies below 1 - this.") var againstTolerance = 0.10
+    @Option(help: "With --against: rounds per ratio scenario, each running both builds (ABBA).") var againstRounds = 7
+    @Option(help: "With --against: REV's release vqbench, already built from REV's tree (skips the build).") var againstBuild: String?
 
     func run() throws {
         #if DEBUG
         throw CLIError("the gate counts a release build's instructions: build with `swift build -c release`")
         #else
+        if let against {
+            try runAgainst(against)
+            return
+        }
         let options = GateOptions()
         let observed = try Gate.measure(options, ratios: !skipRatios) { if !json { print($0) } }
         var base: ResultsDocument? = nil

@@ -1,0 +1,28 @@
+// `vqbench measure-round ID --descriptors N [--json]` (hidden): one throughput run of one
+// scenario with the cache-line round trip just before and after, for `gate --against`, which
+// runs it in a base build and in this one, round by round (AgainstRevision.swift).
+
+import ArgumentParser
+import VQBenchKit
+
+struct MeasureRoundCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "measure-round",
+        abstract: "One throughput run of one scenario, with the cache-line round trip before and after (for gate --against).",
+        shouldDisplay: false)
+
+    @Argument(help: "The scenario id, e.g. split/poll/none/q256/b32/64B/4K/qp1.") var scenario: String
+    @Option(help: "Descriptors to move.") var descriptors: Int
+    @Flag(help: "Print one JSON line: id, descriptors, desc_per_s, rtt_before_ns, rtt_after_ns.") var json = false
+
+    func run() throws {
+        let id = try ScenarioID(parsing: scenario)
+        let sample = try MeasureRound.run(id, descriptors: descriptors)
+        if json {
+            print(try sample.jsonLine())
+        } else {
+            print("\(sample.id): \(fixed(sample.descPerSecond / 1e6, 2)) Mdesc/s over \(sample.descriptors) descriptors; "
+                  + "cache-line round trip \(fixed(sample.rttBeforeNs, 0)) ns before, \(fixed(sample.rttAfterNs, 0)) ns after")
+        }
+    }
+}
