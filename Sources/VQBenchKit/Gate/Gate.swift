@@ -25,7 +25,7 @@ public struct GateOptions: Sendable {
         ScenarioID(layout: "packed", doorbell: "busy-poll", mediator: "vdpa_sim", memory: "4K", binding: "vhost"),
     ]
     public var ratioSecondsPerScenario = 1.0
-    public var ratioRounds = 5
+    public var ratioRounds = 7
     /// Instruction workloads: rounds of 32 descriptors at the two sizes whose difference is used.
     public var smallRounds = 250
     public var largeRounds = 500

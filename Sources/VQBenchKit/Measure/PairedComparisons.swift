@@ -70,7 +70,7 @@ public enum PairedComparisons {
         var out: [ResultsDocument.Comparison] = []
         for (i, id) in ids.enumerated() where id.mediator != "none" {
             let rounds = samples[i].compactMap { s in s.toBare.flatMap { r in s.placement(in: classes).map { ($0, r) } } }
-            if let c = comparison(a: id.description, b: id.description + " (bare reference)", kind: .mediator, rounds,
+            if let c = comparison(a: id.description, b: "bare reference", kind: .mediator, rounds,
                                   note: referenceNote) {
                 out.append(c)
             }
