@@ -18,13 +18,13 @@ struct PlacementClassTests {
         // 70 and 100 ns both sit under the old fixed 150 ns split.
         let rtts: [Double] = [69, 71, 72, 100, 103, 97, 488, 495, 70, 101]
         let classes = PlacementClasses.cluster(rtts)
-        #expect(classes.map(\.name) == ["rtt-70ns", "rtt-100ns", "rtt-490ns"])
+        #expect(classes.map(\.name) == ["rtt-71ns", "rtt-100ns", "rtt-490ns"])
         #expect(classes.map(\.samples) == [4, 4, 2])
     }
 
     @Test func aMeasurementWhosePlacementChangedHasNoClass() {
         let classes = PlacementClasses.cluster([70, 71, 100, 102])
-        #expect(PlacementClasses.classify(before: 70, after: 71, in: classes)?.name == "rtt-70ns")
+        #expect(PlacementClasses.classify(before: 70, after: 71, in: classes)?.name == "rtt-71ns")
         #expect(PlacementClasses.classify(before: 70, after: 101, in: classes) == nil)
         // Beyond every class and not within the tolerance of any: no class.
         #expect(PlacementClasses.classify(500, in: classes) == nil)
@@ -214,5 +214,12 @@ struct PairingOrderTests {
         let c = PairedComparisons.build(ids: [PairedComparisonTests.split, PairedComparisonTests.packed], samples: [b, a],
                                         classes: classes)
         #expect(c.first?.rounds == 1)
+    }
+}
+
+struct PlacementClassNameTests {
+    @Test(arguments: [(44.6, "rtt-45ns"), (136.97, "rtt-140ns"), (335.0, "rtt-340ns"), (1846.0, "rtt-1800ns"), (0.0, "rtt-0ns")])
+    func namesCarryTwoSignificantDigits(_ rtt: Double, _ name: String) {
+        #expect(PlacementClass.name(roundTripNs: rtt) == name)
     }
 }

@@ -8,7 +8,7 @@ import Foundation
 
 /// One cluster of round-trip times: a placement the vCPUs held during the run.
 public struct PlacementClass: Sendable, Codable, Equatable, Hashable {
-    /// "rtt-100ns": the cluster's median round trip, rounded to 10 ns.
+    /// "rtt-140ns": the cluster's median round trip to two significant digits.
     public var name: String
     /// Median of the round trips in the cluster, nanoseconds.
     public var roundTripNs: Double
@@ -31,7 +31,10 @@ public struct PlacementClass: Sendable, Codable, Equatable, Hashable {
     }
 
     public static func name(roundTripNs: Double) -> String {
-        "rtt-\(Int((roundTripNs / 10).rounded()) * 10)ns"
+        guard roundTripNs.isFinite, roundTripNs >= 1 else { return "rtt-0ns" }
+        var scale = 1.0
+        while roundTripNs / scale >= 100 { scale *= 10 }
+        return "rtt-\(Int((roundTripNs / scale).rounded() * scale))ns"
     }
 
     /// Whether two classes (of this run or another) are the same placement: their round
