@@ -14,7 +14,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "quick (default), standard or full.") var suite: String = "quick"
     @Option(help: "Only scenario ids matching this glob (',' separates several).") var filter: String?
     @Option(help: "Seconds per scenario (default 2.5).") var duration: Double?
-    @Option(help: "Timed rounds per scenario.") var rounds: Int?
+    @Option(help: "Timed interleaved rounds (default 7): every scenario is measured once per round.") var rounds: Int?
     @Option(help: "Directory for results.") var output: String = "results"
     @Option(help: "Repetitions of each parent's lifecycle timed after mediated scenarios (0: skip).")
     var lifecycleRepetitions: Int = 10

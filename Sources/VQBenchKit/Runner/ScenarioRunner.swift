@@ -13,7 +13,7 @@ public struct MeasurementPlan: Sendable {
     /// Wall time budget per scenario, seconds (warm-up, rounds and latency run together).
     public var secondsPerScenario: Double = 2.5
     /// Timed rounds after the warm-up round.
-    public var rounds = 5
+    public var rounds = 7
     /// Closed-loop batches timed for the latency percentiles.
     public var latencyBatches = 2_000
     public init() {}
