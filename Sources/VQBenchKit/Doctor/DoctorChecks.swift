@@ -86,7 +86,7 @@ public enum Doctor {
     static func virtualization(_ f: DoctorFacts) -> DoctorCheck {
         let found = f.virtualization == "none"
             ? "none (bare metal)"
-            : "\(f.virtualization) (a VM: its vCPUs may move between near and far placements; see vCPU placements)"
+            : "\(f.virtualization) (a VM: its vCPUs may move between placements; see vCPU placements)"
         return DoctorCheck(name: "virtualization", status: .ok, found: found)
     }
 
