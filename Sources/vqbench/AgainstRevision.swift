@@ -160,12 +160,8 @@ struct AgainstRevision {
         let roundsPath = output + "/gate-against-" + doc.runID + "-rounds.json"
         try Self.encodeRounds(ratios).write(to: URL(fileURLWithPath: roundsPath))
 
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(outcome.checks), as: UTF8.self))
-        } else {
-            print(Gate.table(outcome.checks))
+        print(try Gate.render(outcome.checks, json: json))
+        if !json {
             print("wrote \(path) (rounds: \(roundsPath))")
             print("took " + timings.map { "\($0.step) \(fixed($0.seconds, 0)) s" }.joined(separator: ", ")
                   + "; total \(fixed(Date().timeIntervalSince(started), 0)) s")

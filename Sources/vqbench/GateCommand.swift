@@ -59,14 +59,8 @@ struct GateCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let path = output + "/gate-" + outcome.observed.runID + ".json"
         try ResultsWriter.encode(outcome.observed).write(to: URL(fileURLWithPath: path))
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(outcome.checks), as: UTF8.self))
-        } else {
-            print(Gate.table(outcome.checks))
-            print("wrote \(path)")
-        }
+        print(try Gate.render(outcome.checks, json: json))
+        if !json { print("wrote \(path)") }
         if update {
             let fresh = Gate.updatedBaseline(observed: outcome.observed, previous: base)
             try ResultsWriter.encode(fresh).write(to: URL(fileURLWithPath: baseline))

@@ -260,6 +260,14 @@ public enum Gate {
         return fresh
     }
 
+    /// The checks as JSON (`--json`) or as the table a person reads.
+    public static func render(_ checks: [ResultsDocument.GateCheck], json: Bool) throws -> String {
+        guard json else { return table(checks) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(checks), as: UTF8.self)
+    }
+
     /// The gate table a person reads.
     public static func table(_ checks: [ResultsDocument.GateCheck]) -> String {
         let header = ["check", "metric", "baseline", "observed", "tolerance", "verdict"]
