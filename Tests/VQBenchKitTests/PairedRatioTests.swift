@@ -223,3 +223,22 @@ struct PlacementClassNameTests {
         #expect(PlacementClass.name(roundTripNs: rtt) == name)
     }
 }
+
+struct ComparePairedRatioTests {
+    @Test func aMoveIsFlaggedOnlyBetweenTheSameMachineKey() throws {
+        let before = GateMachineKeyTests.document(cpu: "Xeon", comparisons: [GateMachineKeyTests.comparison(1.30)])
+        let after = GateMachineKeyTests.document(cpu: "Xeon", comparisons: [GateMachineKeyTests.comparison(1.00)])
+        let same = ResultsComparison.compare(before, after)
+        let row = try #require(same.pairs.first)
+        #expect(row.move == .worse && row.flagged)
+        #expect(same.markdown().contains("## Paired ratios in both runs"))
+        // The same move between an EPYC run and a Xeon run is shown, not flagged.
+        let other = ResultsComparison.compare(GateMachineKeyTests.document(cpu: "EPYC", comparisons: [GateMachineKeyTests.comparison(1.30)]),
+                                              after)
+        #expect(other.pairs.first?.move == .worse && other.pairs.first?.flagged == false)
+        // Overlapping intervals are no move at all.
+        let noisy = ResultsComparison.compare(
+            GateMachineKeyTests.document(cpu: "Xeon", comparisons: [GateMachineKeyTests.comparison(1.10, ci: [0.9, 1.3])]), after)
+        #expect(noisy.pairs.first?.move == .within)
+    }
+}
