@@ -40,10 +40,10 @@ extension DriverQueue {
         }
     }
 
-    /// Kicks when event suppression says the device needs it (after the driver's full fence).
+    /// Kicks when event suppression says the device needs it. kickNeeded() owns the full
+    /// fence between publishing avail and reading the device's suppression field.
     @inlinable
     mutating func kickIfNeeded() -> String? {
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
         do { try kick.notify(if: driver.kickNeeded()) } catch { return "queue \(index): kick: \(error)" }
         return nil
     }

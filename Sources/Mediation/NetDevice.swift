@@ -320,8 +320,7 @@ func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: Doo
                         counters.received.wrappingIncrement(by: UInt64(handled), ordering: .relaxed)
                         counters.receiveBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
                     }
-                    // Full fence before reading the driver's suppression fields (§2.7.10).
-                    atomicMemoryFence(ordering: .sequentiallyConsistent)
+                    // interruptNeeded() owns the store → load fence suppression needs (§2.7.10).
                     if queues[i].call != nil {
                         if queues[i].device.interruptNeeded() {
                             do { try queues[i].call!.notify() } catch { return "call: \(error)" }
