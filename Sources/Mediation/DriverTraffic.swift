@@ -70,27 +70,31 @@ extension DriverQueue {
                 if posted < packets && room {
                     let n = min(batch, packets - posted)
                     let started = cplatform_monotonic_ns()
-                    for _ in 0..<n {
+                    if stampsPayload {
                         // Stamping writes the payload on the driver's CPU, so the device then
                         // pulls a line the driver dirtied: real, but not a cost the bare ring
                         // pays; the engine turns it off to compare like with like.
-                        if stampsPayload {
-                            let host = bufferHosts[next]
+                        var slot = next
+                        for _ in 0..<n {
+                            let host = bufferHosts[slot]
                             host.storeBytes(of: sequence, as: UInt64.self)
                             out.checksum &+= payloadChecksum(host, Int(length))
+                            sequence &+= 1
+                            slot = slot &+ 1 == buffers ? 0 : slot &+ 1
                         }
-                        _ = try driver.post(Buffer(address: bufferAddresses[next], length: length))
-                        sequence &+= 1
-                        next &+= 1
-                        if next == buffers { next = 0 }
                     }
+                    let sent = bufferAddresses.withUnsafeBufferPointer { addrs in
+                        driver.postBurst(from: addrs, next: &next, count: n, length: length)
+                    }
+                    guard sent == n else { throw .queueFull(queue: index, needed: n, free: sent) }
                     posted &+= n
                     driver.publish()
                     if let e = kickIfNeeded() { out.errors.append(e); break }
                     if latency {
                         var back = 0
                         while back < n {
-                            if try driver.reclaim() != nil { back &+= 1; continue }
+                            let got = try driver.reclaimBurst(maximum: n &- back) { _ in }
+                            if got > 0 { back &+= got; continue }
                             if let e = awaitUsed() { out.errors.append(e); break }
                         }
                         reclaimed &+= back
@@ -100,8 +104,7 @@ extension DriverQueue {
                     }
                     continue
                 }
-                var got = 0
-                while try driver.reclaim() != nil { got &+= 1 }
+                let got = try driver.reclaimBurst(maximum: max(batch, 1)) { _ in }
                 reclaimed &+= got
                 if got == 0, let e = awaitUsed() { out.errors.append(e); break }
             }

@@ -259,6 +259,8 @@ func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: Doo
     let scratchBytes = 65_536
     let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
     defer { scratch.deallocate() }
+    let bursts = DeviceBurstBuffers(capacity: behaviour.batch)
+    defer { bursts.deallocate() }
     var rxSequence = counters.received.load(ordering: .relaxed)
     for i in queues.indices { queues[i].device.disableKicks() }
     do throws(VirtqueueError) {
@@ -269,9 +271,9 @@ func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: Doo
                 var bytes: UInt64 = 0
                 var sum: UInt64 = 0
                 let transmits = queues[i].transmits
-                while handled < behaviour.batch, let chain = try queues[i].device.pop() {
+                // One burst per queue per pass: pop, serve each chain, push used, publish once.
+                handled = try queues[i].device.serveBurst(bursts, maximum: behaviour.batch) { chain, segments in
                     var written: UInt32 = 0
-                    let segments = queues[i].device.segments
                     if transmits {
                         for s in 0..<chain.readableCount {
                             guard let host = segments[s].host else { continue }
@@ -306,8 +308,7 @@ func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: Doo
                         bytes &+= UInt64(offset)
                         rxSequence &+= 1
                     }
-                    queues[i].device.pushUsed(chain, length: written)
-                    handled &+= 1
+                    return written
                 }
                 if handled > 0 {
                     progressed = true

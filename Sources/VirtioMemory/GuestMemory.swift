@@ -46,6 +46,11 @@ public struct GuestMemory: @unchecked Sendable {
         firstHost = sorted.first?.host
     }
 
+    /// The first region's guest address, size and host memory (size 0, host nil: none):
+    /// the range `translate` checks inline, for device halves to check in registers.
+    @inlinable
+    public var firstRegionWindow: (gpa: UInt64, size: UInt64, host: UnsafeMutableRawPointer?) { (firstGPA, firstSize, firstHost) }
+
     /// The regions in address order.
     public var allRegions: [GuestRegion] { regions }
 
@@ -56,7 +61,7 @@ public struct GuestMemory: @unchecked Sendable {
         // size; the unsigned subtraction also rejects addresses below it).
         let offset = gpa &- firstGPA
         if offset < firstSize, length != 0, length <= firstSize &- offset, let host = firstHost {
-            return host.advanced(by: Int(offset))
+            return host.advanced(by: Int(truncatingIfNeeded: offset))
         }
         return try translateSlow(gpa, length: length)
     }

@@ -67,12 +67,12 @@ struct ChainWalk {
         return table
     }
 
-    /// The chain as the device half reports it.
+    /// The chain as the device half reports it, its segments from `firstSegment` on.
     @inlinable
-    func chain(id: UInt16) -> Chain {
+    func chain(id: UInt16, firstSegment: Int) -> Chain {
         Chain(id: id, ringDescriptors: UInt16(truncatingIfNeeded: ringDescriptors), segmentCount: segments,
               readableCount: readable, readableBytes: UInt32(truncatingIfNeeded: readableBytes),
-              writableBytes: UInt32(truncatingIfNeeded: writableBytes), isIndirect: indirect)
+              writableBytes: UInt32(truncatingIfNeeded: writableBytes), isIndirect: indirect, firstSegment: firstSegment)
     }
 }
 

@@ -9,6 +9,8 @@ public protocol VirtqueueDriverHalf: SendableMetatype {
     var buffersInFlight: Int { get }
     var notificationData: NotificationData { get }
     mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16
+    /// Posts up to `count` single-descriptor chains (`buffer(i)`); returns how many.
+    mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int
     mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
     mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
     mutating func publish()
@@ -16,6 +18,8 @@ public protocol VirtqueueDriverHalf: SendableMetatype {
     /// Whether the device has returned buffers not yet reclaimed (no error checks).
     mutating func hasUsed() -> Bool
     mutating func reclaim() throws(VirtqueueError) -> UsedBuffer?
+    /// Reclaims up to `maximum` used buffers, each handed to `body`; returns how many.
+    mutating func reclaimBurst(maximum: Int, _ body: (UsedBuffer) -> Void) throws(VirtqueueError) -> Int
     mutating func enableInterrupts() -> Bool
     mutating func disableInterrupts()
 }
@@ -26,6 +30,12 @@ public protocol VirtqueueDeviceHalf: SendableMetatype {
     var brokenBy: VirtqueueError? { get }
     mutating func hasAvailable() -> Bool
     mutating func pop() throws(VirtqueueError) -> Chain?
+    /// Pops up to `maximum` chains into `chains`; returns how many.
+    mutating func popBurst(into chains: UnsafeMutablePointer<Chain>, maximum: Int) throws(VirtqueueError) -> Int
+    /// The segments of a chain of the last burst.
+    func segments(of chain: Chain) -> UnsafeBufferPointer<Segment>
+    /// Marks a burst used, chain `i` with `length(i)` bytes written (visible at `publishUsed()`).
+    mutating func pushUsedBurst(_ chains: UnsafePointer<Chain>, count: Int, length: (Int) -> UInt32)
     /// Marks `chain` used with `length` bytes written (not visible until `publishUsed()`).
     mutating func pushUsed(_ chain: Chain, length: UInt32)
     mutating func publishUsed()

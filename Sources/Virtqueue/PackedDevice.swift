@@ -23,8 +23,13 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline let eventIndex: Bool
     @usableFromInline let indirectNegotiated: Bool
 
-    @usableFromInline let scratch: UnsafeMutablePointer<Segment>
-    @usableFromInline var scratchCount: Int = 0
+    /// VIRTIO_F_IN_ORDER: a burst is reported by one used descriptor.
+    @usableFromInline let inOrder: Bool
+    /// Segment store: the segments of every chain of the last burst, back to back (twice
+    /// the queue size, so a burst always has room for one more chain of the longest kind).
+    @usableFromInline let segmentStore: UnsafeMutablePointer<Segment>
+    @usableFromInline var lastFirstSegment: Int = 0
+    @usableFromInline var lastSegmentCount: Int = 0
     private let storage: HalfStorage
 
     @usableFromInline var nextAvailable: UInt16
@@ -63,8 +68,9 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
                                  PackedLayout.eventSuppressionAlignment, deviceWrites: true, "device event suppression", queue)
         eventIndex = features.contains(.eventIndex)
         indirectNegotiated = features.contains(.indirectDescriptors)
-        storage = HalfStorage(bytes: MemoryLayout<Segment>.stride * layout.queueSize)
-        scratch = storage.base.bindMemory(to: Segment.self, capacity: layout.queueSize)
+        inOrder = features.contains(.inOrder)
+        storage = HalfStorage(bytes: MemoryLayout<Segment>.stride * 2 * layout.queueSize)
+        segmentStore = storage.base.bindMemory(to: Segment.self, capacity: 2 * layout.queueSize)
         nextAvailable = state.lastAvailableIndex
         availableWrap = state.availableWrapCounter
         nextUsed = state.usedIndex
@@ -73,8 +79,17 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     public var brokenBy: VirtqueueError? { brokenCause }
 
+    /// The segments of the chain returned by the last `pop()` (or the last of a burst).
     @inlinable
-    public var segments: UnsafeBufferPointer<Segment> { UnsafeBufferPointer(start: scratch, count: scratchCount) }
+    public var segments: UnsafeBufferPointer<Segment> {
+        UnsafeBufferPointer(start: segmentStore + lastFirstSegment, count: lastSegmentCount)
+    }
+
+    /// The segments of `chain`, one of the last burst's.
+    @inlinable @inline(__always)
+    public func segments(of chain: Chain) -> UnsafeBufferPointer<Segment> {
+        UnsafeBufferPointer(start: segmentStore + Int(chain.firstSegment), count: chain.segmentCount)
+    }
 
     /// The device's position (vDPA get_vq_state, packed). Publish pending used entries first.
     public var state: PackedQueueState {
@@ -108,63 +123,118 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     @inlinable
     public mutating func pop() throws(VirtqueueError) -> Chain? {
-        if isBroken { throw .queueBroken(queue: queueIndex, cause: brokenCause!) }
-        // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
-        let flags = (descriptors + Int(nextAvailable) &* 16).loadAcquireLE16(PackedLayout.flagsOffset)
-        switch Self.classify(flags, wrap: availableWrap) {
-        case .notYet: return nil
-        case .impossible:
-            let error = VirtqueueError.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap)
-            brokenCause = error
-            isBroken = true
-            throw error
-        case .available:
-            do throws(VirtqueueError) {
-                if flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 {
-                    return try readSingle(flags: flags)
-                }
-                return try readChain(headFlags: flags)
-            } catch {
-                brokenCause = error
-                isBroken = true
-                throw error
-            }
-        }
+        var chain = Chain(id: 0, ringDescriptors: 0, segmentCount: 0, readableCount: 0,
+                          readableBytes: 0, writableBytes: 0, isIndirect: false)
+        return try popBurst(into: &chain, maximum: 1) == 1 ? chain : nil
     }
 
-    /// Fast path: a chain of one direct descriptor.
-    @inlinable @inline(__always)
-    mutating func readSingle(flags: UInt16) throws(VirtqueueError) -> Chain {
-        let d = descriptors + Int(nextAvailable) &* 16
-        let address = d.loadLE64(0)
-        let length = d.loadLE32(8)
-        let id = d.loadLE16(12)
-        let writable = flags & DescriptorFlags.write != 0
-        var host: UnsafeMutableRawPointer? = nil
-        if length != 0 {
-            do {
-                host = try memory.translate(address, length: length, deviceWrites: writable)
-            } catch {
-                throw .bufferOutsideMemory(queue: queueIndex, head: nextAvailable, gpa: address, length: length, cause: error)
-            }
-        }
-        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-        // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
-        if length > injectedLengthLimit { throw .chainTooLong(queue: queueIndex, head: nextAvailable) }
-        #endif
-        scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
-        scratchCount = 1
-        nextAvailable &+= 1
-        if nextAvailable == size {
-            nextAvailable = 0
-            availableWrap.toggle()
-        }
-        return Chain(id: id, ringDescriptors: 1, segmentCount: 1, readableCount: writable ? 0 : 1,
-                     readableBytes: writable ? 0 : length, writableBytes: writable ? length : 0, isIndirect: false)
-    }
-
+    /// Pops up to `maximum` available chains into `chains`; returns how many. Position and
+    /// wrap counter stay in registers and are written back once; a descriptor is available
+    /// when its AVAIL/USED bits equal this lap's pattern (one compare). Each chain's
+    /// segments are in `segments(of:)` until the next pop. A broken rule met on the
+    /// burst's first chain marks the queue broken and is thrown; met later, the burst
+    /// ends before that chain (which the next call meets first).
     @inlinable
-    mutating func readChain(headFlags: UInt16) throws(VirtqueueError) -> Chain {
+    public mutating func popBurst(into chains: UnsafeMutablePointer<Chain>, maximum: Int) throws(VirtqueueError) -> Int {
+        if isBroken { throw .queueBroken(queue: queueIndex, cause: brokenCause!) }
+        var popped = 0
+        var fill = 0
+        while popped < maximum {
+            // Runs of one-descriptor chains inside the direct window, in registers.
+            let run = popSingles(count: maximum &- popped, chains: chains + popped,
+                                 segments: segmentStore + fill, firstSegment: fill)
+            popped &+= run
+            fill &+= run
+            guard popped < maximum else { break }
+            // Anything else, one descriptor the general way.
+            let d = descriptors + Int(nextAvailable) &* 16
+            // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
+            let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+            let state = Self.classify(flags, wrap: availableWrap)
+            if state == .notYet { break }
+            if state == .impossible {
+                if popped == 0 {
+                    markBroken(.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap))
+                }
+                break
+            }
+            // Only while the store has room for the longest chain.
+            guard fill <= queueSizeInt else { break }
+            do {
+                chains[popped] = try readChain(headFlags: flags, firstSegment: fill)
+            } catch {
+                // Met first: the queue is broken and the caller hears why. Met later: the
+                // burst ends before it, and the next call meets it first.
+                if popped == 0 { markBroken(error) }
+                break
+            }
+            fill &+= chains[popped].segmentCount
+            popped &+= 1
+        }
+        if popped > 0 {
+            lastFirstSegment = Int(chains[popped &- 1].firstSegment)
+            lastSegmentCount = chains[popped &- 1].segmentCount
+        } else if isBroken {
+            throw brokenCause.unsafelyUnwrapped
+        }
+        return popped
+    }
+
+    /// Pops consecutive available chains of one direct, non-empty descriptor whose buffer
+    /// lies in the memory's direct window, stopping at the first descriptor that is not
+    /// available or is anything else (left for the general path, which names what is wrong
+    /// with it). A descriptor is available when its AVAIL/USED bits equal this lap's
+    /// pattern: one compare. Everything it touches is a local, kept in registers.
+    @inlinable @inline(__always)
+    mutating func popSingles(count: Int, chains: UnsafeMutablePointer<Chain>,
+                             segments: UnsafeMutablePointer<Segment>, firstSegment: Int) -> Int {
+        let ring = descriptors
+        let limit = size
+        let window = memory.directWindow
+        let base = window.base
+        let span = window.size
+        let host = window.host
+        var position = nextAvailable
+        var wrap = availableWrap
+        var pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
+        var i = 0
+        while i < count {
+            let d = ring + Int(position) &* 16
+            // acquire: pairs with the driver's release of the head flags (§2.8.21.3); later
+            // heads of its batch were stored before that release.
+            let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+            guard flags & (DescriptorFlags.available | DescriptorFlags.used | DescriptorFlags.next | DescriptorFlags.indirect)
+                    == pattern else { break }
+            let word = d.loadLE64(8)  // len | id << 32 | flags << 48
+            let length = UInt32(truncatingIfNeeded: word)
+            let address = d.loadLE64(0)
+            let offset = address &- base
+            guard length != 0, offset < span, UInt64(length) <= span &- offset else { break }
+            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+            // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
+            guard length <= injectedLengthLimit else { break }
+            #endif
+            let writable = flags & DescriptorFlags.write != 0
+            segments[i] = Segment(host: host.unsafelyUnwrapped + Int(truncatingIfNeeded: offset), address: address,
+                                  length: length, isWritable: writable)
+            chains[i] = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writable: writable,
+                              firstSegment: firstSegment &+ i)
+            position &+= 1
+            if position == limit {
+                position = 0
+                wrap.toggle()
+                pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
+            }
+            i &+= 1
+        }
+        nextAvailable = position
+        availableWrap = wrap
+        return i
+    }
+
+    @inlinable @inline(never)
+    mutating func readChain(headFlags: UInt16, firstSegment: Int) throws(VirtqueueError) -> Chain {
+        let into = segmentStore + firstSegment
         let headPosition = nextAvailable
         var walk = ChainWalk(head: headPosition)
         var position = nextAvailable
@@ -196,21 +266,21 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             if flags & DescriptorFlags.indirect != 0 {
                 guard indirectNegotiated else { throw .indirectNotNegotiated(queue: queueIndex, head: headPosition) }
                 guard flags & DescriptorFlags.next == 0 else { throw .indirectWithNext(queue: queueIndex, head: headPosition) }
-                try readIndirectTable(address: address, length: length, walk: &walk)
+                try readIndirectTable(address: address, length: length, walk: &walk, into: into)
                 break
             }
-            try addSegment(address: address, length: length, writable: flags & DescriptorFlags.write != 0, walk: &walk)
+            try addSegment(address: address, length: length, writable: flags & DescriptorFlags.write != 0, walk: &walk, into: into)
             if flags & DescriptorFlags.next == 0 { break }
         }
         nextAvailable = position
         availableWrap = wrap
-        scratchCount = walk.segments
-        return walk.chain(id: id)
+        return walk.chain(id: id, firstSegment: firstSegment)
     }
 
     /// §2.8.19: an indirect table of len/16 packed descriptors, read in order, no nesting.
     @inlinable
-    mutating func readIndirectTable(address: UInt64, length: UInt32, walk: inout ChainWalk) throws(VirtqueueError) {
+    mutating func readIndirectTable(address: UInt64, length: UInt32, walk: inout ChainWalk,
+                                    into: UnsafeMutablePointer<Segment>) throws(VirtqueueError) {
         let head = walk.head
         let table = try walk.indirectTable(address: address, length: length, memory: &memory, queue: queueIndex)
         for i in 0..<Int(length / 16) {
@@ -218,13 +288,14 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             let flags = d.loadLE16(14)
             guard flags & DescriptorFlags.indirect == 0 else { throw .nestedIndirect(queue: queueIndex, head: head) }
             try addSegment(address: d.loadLE64(0), length: d.loadLE32(8),
-                           writable: flags & DescriptorFlags.write != 0, walk: &walk)
+                           writable: flags & DescriptorFlags.write != 0, walk: &walk, into: into)
         }
     }
 
     @inlinable @inline(__always)
-    mutating func addSegment(address: UInt64, length: UInt32, writable: Bool, walk: inout ChainWalk) throws(VirtqueueError) {
-        try walk.add(address: address, length: length, writable: writable, memory: &memory, into: scratch,
+    mutating func addSegment(address: UInt64, length: UInt32, writable: Bool, walk: inout ChainWalk,
+                             into: UnsafeMutablePointer<Segment>) throws(VirtqueueError) {
+        try walk.add(address: address, length: length, writable: writable, memory: &memory, into: into,
                      queue: queueIndex, queueSize: queueSizeInt)
     }
 
@@ -232,21 +303,10 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     /// Marks a chain used: one used descriptor at our used position, then skip the chain's
     /// ring descriptors (§2.8.7). Not visible until `publishUsed()`.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func pushUsed(id: UInt16, length: UInt32, ringDescriptors: UInt16) {
-        let position = nextUsed
-        let d = descriptors + Int(position) &* 16
-        d.storeLE32(length, 8)
-        d.storeLE16(id, 12)
         let flags: UInt16 = usedWrap ? DescriptorFlags.available | DescriptorFlags.used : 0
-        if pendingUsed < 0 {
-            pendingUsed = Int(position)
-            pendingUsedFlags = flags
-        } else {
-            // The driver reads used descriptors in order and stops at the batch's first,
-            // so the rest can be marked now; the first is published last.
-            d.storeRelaxedLE16(flags, PackedLayout.flagsOffset)
-        }
+        writeUsed(descriptors + Int(nextUsed) &* 16, position: nextUsed, id: id, length: length, flags: flags)
         nextUsed &+= ringDescriptors
         if nextUsed >= size {
             nextUsed &-= size
@@ -255,11 +315,82 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         usedSinceInterruptCheck &+= ringDescriptors
     }
 
+    /// One used descriptor. The batch's first keeps its flags back for `publishUsed()`; the
+    /// driver reads used descriptors in order and stops at that one, so the rest are written
+    /// whole now: len, id and flags in one 8-byte store.
+    @inlinable @inline(__always)
+    mutating func writeUsed(_ d: UnsafeMutableRawPointer, position: UInt16, id: UInt16, length: UInt32, flags: UInt16) {
+        if pendingUsed < 0 {
+            d.storeLE32(length, 8)
+            d.storeLE16(id, 12)
+            pendingUsed = Int(position)
+            pendingUsedFlags = flags
+        } else {
+            d.storeLE64(UInt64(length) | UInt64(id) &<< 32 | UInt64(flags) &<< 48, 8)
+        }
+    }
+
     /// IN_ORDER (§2.8.9): one used descriptor, with the last buffer's id, for a batch whose
     /// chains occupy `ringDescriptors` slots in total.
     @inlinable
     public mutating func pushUsedInOrder(lastId: UInt16, length: UInt32, ringDescriptors: UInt16) {
         pushUsed(id: lastId, length: length, ringDescriptors: ringDescriptors)
+    }
+
+    /// Marks a burst of chains used, chain `i` with `length(i)` bytes written (not visible
+    /// until `publishUsed()`). With IN_ORDER, one used descriptor stands for the burst
+    /// (§2.8.9) when every earlier chain's length is what the driver then assumes (its
+    /// writable bytes): the device writes one descriptor's line per burst, not one per chain.
+    @inlinable @inline(__always)
+    public mutating func pushUsedBurst(_ chains: UnsafePointer<Chain>, count: Int, length: (Int) -> UInt32) {
+        guard count > 0 else { return }
+        if inOrder {
+            var implied = true
+            var slots = 0
+            for i in 0..<(count &- 1) {
+                if length(i) != chains[i].writableBytes { implied = false; break }
+                slots &+= Int(chains[i].ringDescriptors)
+            }
+            if implied {
+                let last = chains[count &- 1]
+                pushUsedInOrder(lastId: last.id, length: length(count &- 1),
+                                ringDescriptors: UInt16(truncatingIfNeeded: slots &+ Int(last.ringDescriptors)))
+                return
+            }
+        }
+        let ring = descriptors
+        let limit = size
+        var position = nextUsed
+        var wrap = usedWrap
+        var flags: UInt16 = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
+        var slots: UInt16 = 0
+        var i = 0
+        @inline(__always) func advance(_ chain: Chain) {
+            position &+= chain.ringDescriptors
+            slots &+= chain.ringDescriptors
+            if position >= limit {
+                position &-= limit
+                wrap.toggle()
+                flags = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
+            }
+        }
+        if pendingUsed < 0 {
+            // The batch's first used descriptor: its flags wait for publishUsed().
+            let chain = chains[0]
+            writeUsed(ring + Int(position) &* 16, position: position, id: chain.id, length: length(0), flags: flags)
+            advance(chain)
+            i = 1
+        }
+        while i < count {
+            // The rest whole: len, id and flags in one store.
+            let chain = chains[i]
+            (ring + Int(position) &* 16).storeLE64(UInt64(length(i)) | UInt64(chain.id) &<< 32 | UInt64(flags) &<< 48, 8)
+            advance(chain)
+            i &+= 1
+        }
+        nextUsed = position
+        usedWrap = wrap
+        usedSinceInterruptCheck &+= slots
     }
 
     /// Publishes the batch: one release store of its first used descriptor's flags.
@@ -314,6 +445,13 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         deviceEvent.storeRelaxedLE16(PackedEventFlags.disable, PackedLayout.eventFlagsOffset)
     }
 
+    /// Records the first broken rule: the queue refuses to pop until reset.
+    @inlinable @inline(never)
+    mutating func markBroken(_ error: VirtqueueError) {
+        brokenCause = error
+        isBroken = true
+    }
+
     /// RING_RESET / device reset of this queue.
     public mutating func reset(to state: PackedQueueState = .init()) throws(VirtqueueError) {
         try state.validate(queue: queueIndex, queueSize: queueSizeInt)
@@ -323,7 +461,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         usedWrap = state.usedWrapCounter
         usedSinceInterruptCheck = 0
         pendingUsed = -1
-        scratchCount = 0
+        lastSegmentCount = 0
         brokenCause = nil
         isBroken = false
     }

@@ -22,9 +22,9 @@ public struct PackedDriver: @unchecked Sendable {
     @usableFromInline let inOrder: Bool
 
     // Private bookkeeping, per buffer id.
-    /// Ring descriptors of the chain with this id; 0 when not in flight.
-    @usableFromInline let chainLength: UnsafeMutablePointer<UInt16>
-    @usableFromInline let writableBytes: UnsafeMutablePointer<UInt32>
+    /// Per buffer id: ring descriptors of its chain (low 16 bits; 0 when not in flight)
+    /// and its device-writable bytes (high 32), one word touched once per post and reclaim.
+    @usableFromInline let chainMeta: UnsafeMutablePointer<UInt64>
     /// Stack of free buffer ids.
     @usableFromInline let freeIds: UnsafeMutablePointer<UInt16>
     private let storage: HalfStorage
@@ -72,10 +72,9 @@ public struct PackedDriver: @unchecked Sendable {
         inOrder = features.contains(.inOrder)
         freeCount = n
         freeIdCount = n
-        storage = HalfStorage(bytes: n * (2 + 4 + 2))
-        chainLength = storage.base.bindMemory(to: UInt16.self, capacity: n)
-        writableBytes = (storage.base + 2 * n).bindMemory(to: UInt32.self, capacity: n)
-        freeIds = (storage.base + 6 * n).bindMemory(to: UInt16.self, capacity: n)
+        storage = HalfStorage(bytes: n * (8 + 2))
+        chainMeta = storage.base.bindMemory(to: UInt64.self, capacity: n)
+        freeIds = (storage.base + 8 * n).bindMemory(to: UInt16.self, capacity: n)
         for i in 0..<n { freeIds[i] = UInt16(truncatingIfNeeded: n - 1 - i) }
         (indirectHost, indirectGPA, indirectEntries) =
             try attachIndirectPool(indirectPool, features: features, memory: &guest, queueSize: n, queue: queue)
@@ -100,16 +99,85 @@ public struct PackedDriver: @unchecked Sendable {
     @inlinable
     public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
         guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
-        let id = takeId()
-        let position = nextAvailable
-        let flags = (buffer.isWritable ? DescriptorFlags.write : 0) | Self.availableBits(availableWrap)
-        let d = descriptors + Int(position) &* 16
-        d.storeLE64(buffer.address, 0)
-        d.storeLE32(buffer.length, 8)
-        d.storeLE16(id, 12)
-        advanceAvailable(by: 1)
-        writeHeadFlags(position: position, flags: flags)
-        return addChain(id: id, descriptors: 1, writable: buffer.isWritable ? buffer.length : 0)
+        var id: UInt16 = 0
+        _ = postBurst(count: 1, { _ in buffer }, posted: { _, posted in id = posted })
+        return id
+    }
+
+    /// Posts up to `count` single-descriptor chains, chain `i` being `buffer(i)`; returns
+    /// how many (as many as there are free descriptors). Not visible until `publish()`.
+    @inlinable @inline(__always)
+    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int {
+        postBurst(count: count, buffer, posted: { _, _ in })
+    }
+
+    /// The burst itself: position, wrap counter, free-id stack and counters stay in
+    /// registers and are written back once. Each descriptor is two stores (address; len,
+    /// id and flags together), except the first head of an unpublished batch, whose flags
+    /// wait for `publish()`. `posted(i, id)` is told each chain's buffer id.
+    @inlinable @inline(__always)
+    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer, posted: (Int, UInt16) -> Void) -> Int {
+        let n = min(count, freeCount)
+        guard n > 0 else { return 0 }
+        let ring = descriptors
+        let meta = chainMeta
+        let stack = freeIds
+        var position = nextAvailable
+        var wrap = availableWrap
+        var bits = Self.availableBits(wrap)
+        var freeTop = freeIdCount
+        var ordered = inOrderNextId
+        var i = 0
+        if pendingHead < 0 {
+            // The batch's first head: everything but its flags now.
+            let b = buffer(0)
+            let id = takeBurstId(&freeTop, &ordered, stack)
+            let d = ring + Int(position) &* 16
+            d.storeLE64(b.address, 0)
+            d.storeLE32(b.length, 8)
+            d.storeLE16(id, 12)
+            pendingHead = Int(position)
+            pendingHeadFlags = (b.isWritable ? DescriptorFlags.write : 0) | bits
+            meta[Int(id)] = (b.isWritable ? UInt64(b.length) &<< 32 : 0) | 1
+            posted(0, id)
+            position &+= 1
+            if position == size { position = 0; wrap.toggle(); bits = Self.availableBits(wrap) }
+            i = 1
+        }
+        while i < n {
+            let b = buffer(i)
+            let id = takeBurstId(&freeTop, &ordered, stack)
+            let d = ring + Int(position) &* 16
+            d.storeLE64(b.address, 0)
+            // len | id << 32 | flags << 48: the device reads this slot only after the batch's
+            // first head flags (released in publish()), so one plain store is enough.
+            let flags = (b.isWritable ? DescriptorFlags.write : 0) | bits
+            d.storeLE64(UInt64(b.length) | UInt64(id) &<< 32 | UInt64(flags) &<< 48, 8)
+            meta[Int(id)] = (b.isWritable ? UInt64(b.length) &<< 32 : 0) | 1
+            posted(i, id)
+            position &+= 1
+            if position == size { position = 0; wrap.toggle(); bits = Self.availableBits(wrap) }
+            i &+= 1
+        }
+        nextAvailable = position
+        availableWrap = wrap
+        freeIdCount = freeTop
+        inOrderNextId = ordered
+        freeCount &-= n
+        inFlightCount &+= n
+        addedSinceKickCheck &+= UInt16(truncatingIfNeeded: n)
+        return n
+    }
+
+    @inlinable @inline(__always)
+    func takeBurstId(_ freeTop: inout Int, _ ordered: inout UInt16, _ stack: UnsafeMutablePointer<UInt16>) -> UInt16 {
+        freeTop &-= 1
+        if inOrder {
+            let id = ordered
+            ordered = ordered &+ 1 == size ? 0 : ordered &+ 1
+            return id
+        }
+        return stack[freeTop]
     }
 
     /// Posts a chain of buffers, device-readable first; the id goes in every descriptor
@@ -206,8 +274,7 @@ public struct PackedDriver: @unchecked Sendable {
 
     @inlinable @inline(__always)
     mutating func addChain(id: UInt16, descriptors count: UInt16, writable: UInt32) -> UInt16 {
-        chainLength[Int(id)] = count
-        writableBytes[Int(id)] = writable
+        chainMeta[Int(id)] = UInt64(writable) &<< 32 | UInt64(count)
         freeCount &-= Int(count)
         inFlightCount &+= 1
         addedSinceKickCheck &+= count
@@ -276,22 +343,70 @@ public struct PackedDriver: @unchecked Sendable {
 
     @inlinable
     public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
-        guard inFlightCount > 0, hasUsed() else { return nil }
-        // Fast path: not IN_ORDER, and the used descriptor passes every check.
-        if !inOrder {
-            let d = descriptors + Int(nextUsed) &* 16
-            let id = d.loadLE16(12)
-            let length = d.loadLE32(8)
-            if id < size {
-                let count = chainLength[Int(id)]
-                if count != 0 && length <= writableBytes[Int(id)] {
-                    advanceUsed(by: count)
-                    releaseId(id, count: count)
-                    return UsedBuffer(id: id, length: length)
+        var out: UsedBuffer? = nil
+        _ = try reclaimBurst(maximum: 1) { out = $0 }
+        return out
+    }
+
+    /// Reclaims up to `maximum` used descriptors, handing each buffer to `body`; returns
+    /// how many. Position, wrap counter and free-id stack stay in registers. Each used
+    /// descriptor is an acquire load of its flags and one 8-byte load of len and id,
+    /// checked against our bookkeeping before anything is freed. A descriptor that breaks
+    /// a rule is thrown when it is the burst's first, else it ends the burst.
+    @inlinable @inline(__always)
+    public mutating func reclaimBurst(maximum: Int, _ body: (UsedBuffer) -> Void) throws(VirtqueueError) -> Int {
+        var done = 0
+        if !inOrder && deferredUsedSkip == 0 {
+            let ring = descriptors
+            let meta = chainMeta
+            let stack = freeIds
+            let limit = size
+            var position = nextUsed
+            var wrap = usedWrap
+            var expected: UInt16 = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
+            var freeTop = freeIdCount
+            var freed = 0
+            let count = min(maximum, inFlightCount)
+            while done < count {
+                let d = ring + Int(position) &* 16
+                // acquire: pairs with the device's release of the used flags (the batch's
+                // first; the rest were written before it), so id and len are visible.
+                let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+                guard flags & (DescriptorFlags.available | DescriptorFlags.used) == expected else { break }
+                let word = d.loadLE64(8)
+                let length = UInt32(truncatingIfNeeded: word)
+                let id = UInt16(truncatingIfNeeded: word &>> 32)
+                guard id < limit else { break }
+                let info = meta[Int(id)]
+                let chain = UInt16(truncatingIfNeeded: info)
+                guard chain != 0, length <= UInt32(truncatingIfNeeded: info &>> 32) else { break }
+                meta[Int(id)] = 0
+                stack[freeTop] = id
+                freeTop &+= 1
+                freed &+= Int(chain)
+                position &+= chain
+                if position >= limit {
+                    position &-= limit
+                    wrap.toggle()
+                    expected = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
                 }
+                done &+= 1
+                body(UsedBuffer(id: id, length: length))
             }
+            nextUsed = position
+            usedWrap = wrap
+            freeIdCount = freeTop
+            freeCount &+= freed
+            inFlightCount &-= done
+            // Stopped at a descriptor not yet used, or at one that broke a rule (checked below).
+            if done > 0 || count == 0 { return done }
         }
-        return try reclaimChecked()
+        while done < maximum, inFlightCount > 0, hasUsed() {
+            guard let buffer = try reclaimChecked() else { break }
+            body(buffer)
+            done &+= 1
+        }
+        return done
     }
 
     /// The general path: IN_ORDER, or a used descriptor that broke a rule (which it names).
@@ -305,11 +420,11 @@ public struct PackedDriver: @unchecked Sendable {
         if inOrder {
             // IN_ORDER (§2.8.9): one used descriptor may stand for every buffer up to its id.
             let oldest = inOrderOldestId
-            guard chainLength[Int(oldest)] != 0, chainLength[Int(rawId)] != 0 else {
+            guard chainLength(oldest) != 0, chainLength(rawId) != 0 else {
                 throw .usedIdNotInFlight(queue: queueIndex, id: id)
             }
-            let count = chainLength[Int(oldest)]
-            var reported = writableBytes[Int(oldest)]
+            let count = chainLength(oldest)
+            var reported = writableBytes(oldest)
             if oldest == rawId {
                 guard length <= reported else {
                     throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: reported)
@@ -325,10 +440,10 @@ public struct PackedDriver: @unchecked Sendable {
             releaseId(oldest, count: count)
             return UsedBuffer(id: oldest, length: reported)
         }
-        let count = chainLength[Int(rawId)]
+        let count = chainLength(rawId)
         guard count != 0 else { throw .usedIdNotInFlight(queue: queueIndex, id: id) }
-        guard length <= writableBytes[Int(rawId)] else {
-            throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes[Int(rawId)])
+        guard length <= writableBytes(rawId) else {
+            throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes(rawId))
         }
         advanceUsed(by: count)
         releaseId(rawId, count: count)
@@ -353,9 +468,17 @@ public struct PackedDriver: @unchecked Sendable {
         }
     }
 
+    /// Ring descriptors of the chain with buffer id `id` (0: not in flight).
+    @inlinable @inline(__always)
+    func chainLength(_ id: UInt16) -> UInt16 { UInt16(truncatingIfNeeded: chainMeta[Int(id)]) }
+
+    /// Device-writable bytes of the chain with buffer id `id`.
+    @inlinable @inline(__always)
+    func writableBytes(_ id: UInt16) -> UInt32 { UInt32(truncatingIfNeeded: chainMeta[Int(id)] &>> 32) }
+
     @inlinable @inline(__always)
     mutating func releaseId(_ id: UInt16, count: UInt16) {
-        chainLength[Int(id)] = 0
+        chainMeta[Int(id)] = 0
         freeCount &+= Int(count)
         inFlightCount &-= 1
         if !inOrder { freeIds[freeIdCount] = id }

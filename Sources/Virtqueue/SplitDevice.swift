@@ -22,10 +22,15 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @usableFromInline let availableEventOffset: Int
     @usableFromInline let eventIndex: Bool
     @usableFromInline let indirectNegotiated: Bool
+    /// VIRTIO_F_IN_ORDER: a burst is reported by one used entry.
+    @usableFromInline let inOrder: Bool
 
-    /// Segments of the last chain popped.
-    @usableFromInline let scratch: UnsafeMutablePointer<Segment>
-    @usableFromInline var scratchCount: Int = 0
+    /// Segment store: the segments of every chain of the last burst, back to back. Twice
+    /// the queue size, so a burst always has room for one more chain of the longest kind.
+    @usableFromInline let segmentStore: UnsafeMutablePointer<Segment>
+    /// Where the last chain popped starts in the store, and its segment count.
+    @usableFromInline var lastFirstSegment: Int = 0
+    @usableFromInline var lastSegmentCount: Int = 0
     private let storage: HalfStorage
 
     @usableFromInline var lastAvailableIndex: UInt16
@@ -69,17 +74,26 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         availableEventOffset = layout.availableEventOffset
         eventIndex = features.contains(.eventIndex)
         indirectNegotiated = features.contains(.indirectDescriptors)
-        storage = HalfStorage(bytes: MemoryLayout<Segment>.stride * layout.queueSize)
-        scratch = storage.base.bindMemory(to: Segment.self, capacity: layout.queueSize)
+        inOrder = features.contains(.inOrder)
+        storage = HalfStorage(bytes: MemoryLayout<Segment>.stride * 2 * layout.queueSize)
+        segmentStore = storage.base.bindMemory(to: Segment.self, capacity: 2 * layout.queueSize)
         lastAvailableIndex = state.lastAvailableIndex
         availableIndexShadow = state.lastAvailableIndex
         usedIndex = state.usedIndex
         usedAtLastInterruptCheck = state.usedIndex
     }
 
-    /// The segments of the chain returned by the last `pop()`.
+    /// The segments of the chain returned by the last `pop()` (or the last of a burst).
     @inlinable
-    public var segments: UnsafeBufferPointer<Segment> { UnsafeBufferPointer(start: scratch, count: scratchCount) }
+    public var segments: UnsafeBufferPointer<Segment> {
+        UnsafeBufferPointer(start: segmentStore + lastFirstSegment, count: lastSegmentCount)
+    }
+
+    /// The segments of `chain`, one of the last burst's.
+    @inlinable @inline(__always)
+    public func segments(of chain: Chain) -> UnsafeBufferPointer<Segment> {
+        UnsafeBufferPointer(start: segmentStore + Int(chain.firstSegment), count: chain.segmentCount)
+    }
 
     /// The device's position, for suspend / migration (vDPA get_vq_state).
     public var state: SplitQueueState {
@@ -102,58 +116,130 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// the queue broken and is thrown; chains already completed stay completable.
     @inlinable
     public mutating func pop() throws(VirtqueueError) -> Chain? {
+        var chain = Chain(id: 0, ringDescriptors: 0, segmentCount: 0, readableCount: 0,
+                          readableBytes: 0, writableBytes: 0, isIndirect: false)
+        return try popBurst(into: &chain, maximum: 1) == 1 ? chain : nil
+    }
+
+    /// Pops up to `maximum` available chains into `chains`; returns how many. avail.idx is
+    /// read once per burst (and only when the chains seen last time are all popped); the
+    /// position and the segment store's fill stay in registers and are written back once.
+    /// Each chain's segments are in `segments(of:)` until the next pop. A broken rule met
+    /// on the burst's first chain marks the queue broken and is thrown; met later, the
+    /// burst ends before that chain (which the next call meets first).
+    @inlinable
+    public mutating func popBurst(into chains: UnsafeMutablePointer<Chain>, maximum: Int) throws(VirtqueueError) -> Int {
         if isBroken { throw .queueBroken(queue: queueIndex, cause: brokenCause!) }
-        guard hasAvailable() else { return nil }
-        do throws(VirtqueueError) {
-            guard availableIndexShadow &- lastAvailableIndex <= size else {
-                throw VirtqueueError.availableIndexJump(queue: queueIndex, lastSeen: lastAvailableIndex, published: availableIndexShadow)
-            }
-            let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
-            let chain = try readChain(head: head)
-            lastAvailableIndex &+= 1
-            return chain
-        } catch {
+        guard maximum > 0 else { return 0 }
+        if Int(availableIndexShadow &- lastAvailableIndex) < maximum {
+            // acquire: pairs with the driver's release of avail.idx, so the ring entries and
+            // descriptors it covers are visible. Read once per burst, and only when the
+            // chains seen last time do not fill it.
+            availableIndexShadow = available.loadAcquireLE16(SplitLayout.availableIndexOffset)
+        }
+        let pending = availableIndexShadow &- lastAvailableIndex
+        guard pending != 0 else { return 0 }
+        guard pending <= size else {
+            let error = VirtqueueError.availableIndexJump(queue: queueIndex, lastSeen: lastAvailableIndex, published: availableIndexShadow)
             brokenCause = error
             isBroken = true
             throw error
         }
+        let count = min(Int(pending), maximum)
+        var popped = 0
+        var fill = 0
+        while popped < count {
+            // Runs of one-descriptor chains inside the direct window, in registers.
+            let run = popSingles(from: lastAvailableIndex, count: count &- popped, chains: chains + popped,
+                                 segments: segmentStore + fill, firstSegment: fill)
+            popped &+= run
+            fill &+= run
+            lastAvailableIndex &+= UInt16(truncatingIfNeeded: run)
+            guard popped < count else { break }
+            // Anything else, one chain the general way: only while the store has room for
+            // the longest chain.
+            guard fill <= queueSizeInt else { break }
+            let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
+            do {
+                chains[popped] = try readChain(head: head, firstSegment: fill)
+            } catch {
+                // Met first: the queue is broken and the caller hears why. Met later: the
+                // burst ends before it, and the next call meets it first.
+                if popped == 0 { markBroken(error) }
+                break
+            }
+            fill &+= chains[popped].segmentCount
+            popped &+= 1
+            lastAvailableIndex &+= 1
+        }
+        if popped > 0 {
+            lastFirstSegment = Int(chains[popped &- 1].firstSegment)
+            lastSegmentCount = chains[popped &- 1].segmentCount
+        } else if isBroken {
+            throw brokenCause.unsafelyUnwrapped
+        }
+        return popped
+    }
+
+    /// Pops consecutive chains of one direct, non-empty descriptor whose buffer lies in
+    /// the memory's direct window, stopping at the first that is anything else (left for
+    /// the general path, which also names what is wrong with it). Everything it touches is
+    /// a local, so the loop keeps it in registers.
+    @inlinable @inline(__always)
+    func popSingles(from first: UInt16, count: Int, chains: UnsafeMutablePointer<Chain>,
+                    segments: UnsafeMutablePointer<Segment>, firstSegment: Int) -> Int {
+        let ring = available + SplitLayout.availableEntryOffset(0)
+        let table = descriptors
+        let m = mask
+        let window = memory.directWindow
+        let base = window.base
+        let span = window.size
+        let host = window.host
+        var index = first
+        var i = 0
+        while i < count {
+            let head = ring.loadLE16(Int(index & m) &* 2)
+            // Split queue sizes are powers of two: in range means at most the mask.
+            guard head <= m else { break }
+            let d = table + Int(head) &* 16
+            let word = d.loadLE64(8)  // len | flags << 32 | next << 48
+            guard word & (UInt64(DescriptorFlags.next | DescriptorFlags.indirect) &<< 32) == 0 else { break }
+            let length = UInt32(truncatingIfNeeded: word)
+            let address = d.loadLE64(0)
+            let offset = address &- base
+            guard length != 0, offset < span, UInt64(length) <= span &- offset else { break }
+            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+            // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
+            guard length <= injectedLengthLimit else { break }
+            #endif
+            let writable = word & (UInt64(DescriptorFlags.write) &<< 32) != 0
+            segments[i] = Segment(host: host.unsafelyUnwrapped + Int(truncatingIfNeeded: offset), address: address,
+                                  length: length, isWritable: writable)
+            chains[i] = Chain(single: head, length: length, writable: writable, firstSegment: firstSegment &+ i)
+            index &+= 1
+            i &+= 1
+        }
+        return i
     }
 
     @inlinable
-    mutating func readChain(head: UInt16) throws(VirtqueueError) -> Chain {
+    mutating func readChain(head: UInt16, firstSegment: Int) throws(VirtqueueError) -> Chain {
         guard head < size else {
             throw .descriptorIndexOutOfRange(queue: queueIndex, index: UInt32(head), queueSize: queueSizeInt)
         }
-        // Fast path: a chain of one direct descriptor (most packets), nothing to walk.
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
         let first = descriptors + Int(head) &* 16
-        let firstFlags = first.loadLE16(12)
-        if firstFlags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 {
-            let address = first.loadLE64(0)
-            let length = first.loadLE32(8)
-            let writable = firstFlags & DescriptorFlags.write != 0
-            var host: UnsafeMutableRawPointer? = nil
-            if length != 0 {
-                do {
-                    host = try memory.translate(address, length: length, deviceWrites: writable)
-                } catch {
-                    throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
-                }
-            }
-            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-            // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
-        if length > injectedLengthLimit { throw .chainTooLong(queue: queueIndex, head: head) }
-            #endif
-            scratch[0] = Segment(host: host, address: address, length: length, isWritable: writable)
-            scratchCount = 1
-            return Chain(id: head, ringDescriptors: 1, segmentCount: 1, readableCount: writable ? 0 : 1,
-                         readableBytes: writable ? 0 : length, writableBytes: writable ? length : 0, isIndirect: false)
+        if first.loadLE32(8) > injectedLengthLimit, first.loadLE16(12) & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 {
+            throw .chainTooLong(queue: queueIndex, head: head)
         }
-        return try readLongChain(head: head)
+        #endif
+        return try readLongChain(head: head, firstSegment: firstSegment)
     }
 
-    @inlinable
-    mutating func readLongChain(head: UInt16) throws(VirtqueueError) -> Chain {
+    @inlinable @inline(never)
+    mutating func readLongChain(head: UInt16, firstSegment: Int) throws(VirtqueueError) -> Chain {
         var walk = ChainWalk(head: head)
+        let into = segmentStore + firstSegment
         var index = head
         while true {
             walk.ringDescriptors &+= 1
@@ -167,23 +253,23 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             if flags & DescriptorFlags.indirect != 0 {
                 guard indirectNegotiated else { throw .indirectNotNegotiated(queue: queueIndex, head: head) }
                 guard flags & DescriptorFlags.next == 0 else { throw .indirectWithNext(queue: queueIndex, head: head) }
-                try readIndirectTable(address: address, length: length, walk: &walk)
+                try readIndirectTable(address: address, length: length, walk: &walk, into: into)
                 break
             }
-            try addSegment(address: address, length: length, writable: flags & DescriptorFlags.write != 0, walk: &walk)
+            try addSegment(address: address, length: length, writable: flags & DescriptorFlags.write != 0, walk: &walk, into: into)
             guard flags & DescriptorFlags.next != 0 else { break }
             index = d.loadLE16(14)
             guard index < size else {
                 throw .descriptorIndexOutOfRange(queue: queueIndex, index: UInt32(index), queueSize: queueSizeInt)
             }
         }
-        scratchCount = walk.segments
-        return walk.chain(id: head)
+        return walk.chain(id: head, firstSegment: firstSegment)
     }
 
     /// §2.7.5.3: a table of len/16 descriptors, chained by `next` inside the table, no nesting.
     @inlinable
-    mutating func readIndirectTable(address: UInt64, length: UInt32, walk: inout ChainWalk) throws(VirtqueueError) {
+    mutating func readIndirectTable(address: UInt64, length: UInt32, walk: inout ChainWalk,
+                                    into: UnsafeMutablePointer<Segment>) throws(VirtqueueError) {
         let head = walk.head
         let table = try walk.indirectTable(address: address, length: length, memory: &memory, queue: queueIndex)
         let entries = Int(length / 16)
@@ -196,7 +282,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             let flags = d.loadLE16(12)
             guard flags & DescriptorFlags.indirect == 0 else { throw .nestedIndirect(queue: queueIndex, head: head) }
             try addSegment(address: d.loadLE64(0), length: d.loadLE32(8),
-                           writable: flags & DescriptorFlags.write != 0, walk: &walk)
+                           writable: flags & DescriptorFlags.write != 0, walk: &walk, into: into)
             guard flags & DescriptorFlags.next != 0 else { return }
             let successor = Int(d.loadLE16(14))
             guard successor < entries else {
@@ -207,20 +293,50 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     }
 
     @inlinable @inline(__always)
-    mutating func addSegment(address: UInt64, length: UInt32, writable: Bool, walk: inout ChainWalk) throws(VirtqueueError) {
-        try walk.add(address: address, length: length, writable: writable, memory: &memory, into: scratch,
+    mutating func addSegment(address: UInt64, length: UInt32, writable: Bool, walk: inout ChainWalk,
+                             into: UnsafeMutablePointer<Segment>) throws(VirtqueueError) {
+        try walk.add(address: address, length: length, writable: writable, memory: &memory, into: into,
                      queue: queueIndex, queueSize: queueSizeInt)
     }
 
     // MARK: - Used ring
 
     /// Writes one used entry (not yet visible: `publishUsed()` makes a batch visible).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func pushUsed(id: UInt16, length: UInt32) {
-        let entry = used + SplitLayout.usedEntryOffset(Int(usedIndex & mask))
-        entry.storeLE32(UInt32(id), 0)
-        entry.storeLE32(length, 4)
+        writeUsedEntry(used, Int(usedIndex & mask), id: id, length: length)
         usedIndex &+= 1
+    }
+
+    /// One used entry: id and len in one 8-byte store.
+    @inlinable @inline(__always)
+    func writeUsedEntry(_ ring: UnsafeMutableRawPointer, _ slot: Int, id: UInt16, length: UInt32) {
+        ring.storeLE64(UInt64(id) | UInt64(length) &<< 32, SplitLayout.usedEntryOffset(slot))
+    }
+
+    /// Marks a burst of chains used, chain `i` with `length(i)` bytes written (not visible
+    /// until `publishUsed()`). With IN_ORDER, one entry stands for the whole burst (§2.7.8),
+    /// in the slot of its last chain with that chain's id and length.
+    @inlinable @inline(__always)
+    public mutating func pushUsedBurst(_ chains: UnsafePointer<Chain>, count: Int, length: (Int) -> UInt32) {
+        guard count > 0 else { return }
+        let ring = used
+        var index = usedIndex
+        if inOrder {
+            // The shortcut is exact only when every earlier chain's length is what a driver
+            // assumes for it (its whole writable length); otherwise write every entry.
+            var implied = true
+            for i in 0..<(count &- 1) where length(i) != chains[i].writableBytes { implied = false; break }
+            if implied {
+                pushUsedInOrder(lastId: chains[count &- 1].id, length: length(count &- 1), count: UInt16(truncatingIfNeeded: count))
+                return
+            }
+        }
+        for i in 0..<count {
+            writeUsedEntry(ring, Int(index & mask), id: chains[i].id, length: length(i))
+            index &+= 1
+        }
+        usedIndex = index
     }
 
     /// IN_ORDER (§2.7.8): `count` buffers used in order, reported by one entry — in the slot
@@ -228,9 +344,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @inlinable
     public mutating func pushUsedInOrder(lastId: UInt16, length: UInt32, count: UInt16) {
         guard count > 0 else { return }
-        let entry = used + SplitLayout.usedEntryOffset(Int((usedIndex &+ count &- 1) & mask))
-        entry.storeLE32(UInt32(lastId), 0)
-        entry.storeLE32(length, 4)
+        writeUsedEntry(used, Int((usedIndex &+ count &- 1) & mask), id: lastId, length: length)
         usedIndex &+= count
     }
 
@@ -285,6 +399,13 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         }
     }
 
+    /// Records the first broken rule: the queue refuses to pop until reset.
+    @inlinable @inline(never)
+    mutating func markBroken(_ error: VirtqueueError) {
+        brokenCause = error
+        isBroken = true
+    }
+
     /// RING_RESET / device reset of this queue: back to the initial state, not broken.
     public mutating func reset(to state: SplitQueueState = .init()) throws(VirtqueueError) {
         try state.validate(queue: queueIndex, queueSize: queueSizeInt)
@@ -292,7 +413,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         availableIndexShadow = state.lastAvailableIndex
         usedIndex = state.usedIndex
         usedAtLastInterruptCheck = state.usedIndex
-        scratchCount = 0
+        lastSegmentCount = 0
         brokenCause = nil
         isBroken = false
     }

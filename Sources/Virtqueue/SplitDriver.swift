@@ -26,10 +26,9 @@ public struct SplitDriver: @unchecked Sendable {
     // Private bookkeeping (never read back from ring memory, which the device could scribble on).
     /// Free-list and chain links, one per descriptor.
     @usableFromInline let next: UnsafeMutablePointer<UInt16>
-    /// Descriptors in the chain headed here; 0 when the head is not in flight.
-    @usableFromInline let chainLength: UnsafeMutablePointer<UInt16>
-    /// Device-writable bytes of the chain headed here.
-    @usableFromInline let writableBytes: UnsafeMutablePointer<UInt32>
+    /// Per head: descriptors in the chain (low 16 bits; 0 when not in flight) and its
+    /// device-writable bytes (high 32), one word so posting and reclaiming touch it once.
+    @usableFromInline let chainMeta: UnsafeMutablePointer<UInt64>
     private let storage: HalfStorage
 
     @usableFromInline var freeHead: UInt16 = 0
@@ -80,10 +79,9 @@ public struct SplitDriver: @unchecked Sendable {
         inOrder = features.contains(.inOrder)
         freeCount = n
 
-        storage = HalfStorage(bytes: n * (2 + 2 + 4))
-        next = storage.base.bindMemory(to: UInt16.self, capacity: n)
-        chainLength = (storage.base + 2 * n).bindMemory(to: UInt16.self, capacity: n)
-        writableBytes = (storage.base + 4 * n).bindMemory(to: UInt32.self, capacity: n)
+        storage = HalfStorage(bytes: n * (8 + 2))
+        chainMeta = storage.base.bindMemory(to: UInt64.self, capacity: n)
+        next = (storage.base + 8 * n).bindMemory(to: UInt16.self, capacity: n)
         for i in 0..<n { next[i] = UInt16(truncatingIfNeeded: (i + 1) & (n - 1)) }
 
         (indirectHost, indirectGPA, indirectEntries) =
@@ -105,9 +103,65 @@ public struct SplitDriver: @unchecked Sendable {
     @inlinable
     public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
         guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
-        let head = takeDescriptor()
-        writeDescriptor(head, buffer.address, buffer.length, buffer.isWritable ? DescriptorFlags.write : 0, 0)
-        return addChain(head: head, length: 1, writable: buffer.isWritable ? buffer.length : 0)
+        var head: UInt16 = 0
+        _ = postBurst(count: 1, { _ in buffer }, posted: { _, id in head = id })
+        return head
+    }
+
+    /// Posts up to `count` single-descriptor chains, chain `i` being `buffer(i)`; returns
+    /// how many (as many as there are free descriptors). Not visible until `publish()`.
+    @inlinable @inline(__always)
+    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int {
+        postBurst(count: count, buffer, posted: { _, _ in })
+    }
+
+    /// The burst itself: the free-list head, the available index and the counters stay in
+    /// registers and are written back once; each descriptor is two stores, its bookkeeping
+    /// one, its available entry one. `posted(i, id)` is told each chain's id.
+    @inlinable @inline(__always)
+    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer, posted: (Int, UInt16) -> Void) -> Int {
+        let n = min(count, freeCount)
+        guard n > 0 else { return 0 }
+        let table = descriptors
+        let ring = available
+        let links = next
+        let meta = chainMeta
+        let m = mask
+        var free = freeHead
+        var ordered = inOrderNext
+        var index = availableIndex
+        @inline(__always) func write(_ i: Int, _ head: UInt16, _ b: Buffer) {
+            let d = table + Int(head) &* 16
+            d.storeLE64(b.address, 0)
+            // len, flags and next (0) in one store.
+            let writable = b.isWritable
+            d.storeLE64(UInt64(b.length) | (writable ? UInt64(DescriptorFlags.write) &<< 32 : 0), 8)
+            meta[Int(head)] = (writable ? UInt64(b.length) &<< 32 : 0) | 1
+            ring.storeLE16(head, SplitLayout.availableEntryOffset(Int(index & m)))
+            index &+= 1
+            posted(i, head)
+        }
+        if inOrder {
+            // §2.7.5: with IN_ORDER, descriptors are used in table order, wrapping at the end.
+            for i in 0..<n {
+                let head = ordered
+                ordered = (ordered &+ 1) & m
+                write(i, head, buffer(i))
+            }
+        } else {
+            for i in 0..<n {
+                let head = free
+                free = links[Int(head)]
+                write(i, head, buffer(i))
+            }
+        }
+        freeHead = free
+        inOrderNext = ordered
+        availableIndex = index
+        freeCount &-= n
+        inFlightCount &+= n
+        addedSinceKickCheck &+= UInt16(truncatingIfNeeded: n)
+        return n
     }
 
     /// Posts a chain of buffers, device-readable ones first (§2.7.4). Returns its id.
@@ -187,8 +241,7 @@ public struct SplitDriver: @unchecked Sendable {
 
     @inlinable @inline(__always)
     mutating func addChain(head: UInt16, length: UInt16, writable: UInt32) -> UInt16 {
-        chainLength[Int(head)] = length
-        writableBytes[Int(head)] = writable
+        chainMeta[Int(head)] = UInt64(writable) &<< 32 | UInt64(length)
         available.storeLE16(head, SplitLayout.availableEntryOffset(Int(availableIndex & mask)))
         availableIndex &+= 1
         addedSinceKickCheck &+= 1
@@ -253,23 +306,73 @@ public struct SplitDriver: @unchecked Sendable {
     /// Reclaims one used buffer, or nil when none is pending. Checks what the device wrote.
     @inlinable
     public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
-        guard hasUsed() else { return nil }
-        // Fast path: a plain (not IN_ORDER) entry that passes every check.
-        if !inOrder && usedIndexShadow &- lastUsedIndex <= UInt16(truncatingIfNeeded: inFlightCount) {
-            let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
-            let id = entry.loadLE32(0)
-            let length = entry.loadLE32(4)
-            if id < sizeU32 {
-                let head = Int(id)
-                let count = chainLength[head]
-                if count != 0 && length <= writableBytes[head] {
-                    lastUsedIndex &+= 1
-                    release(head: UInt16(truncatingIfNeeded: id), count: count)
-                    return UsedBuffer(id: UInt16(truncatingIfNeeded: id), length: length)
-                }
-            }
+        var out: UsedBuffer? = nil
+        _ = try reclaimBurst(maximum: 1) { out = $0 }
+        return out
+    }
+
+    /// Reclaims up to `maximum` used buffers, handing each to `body`; returns how many.
+    /// used.idx is read once (when the entries seen last time are all reclaimed); each
+    /// entry is one 8-byte load, checked against our own bookkeeping (id in range, in
+    /// flight, length within its writable bytes) before anything is freed. An entry that
+    /// breaks a rule is thrown when it is the burst's first, else it ends the burst.
+    @inlinable @inline(__always)
+    public mutating func reclaimBurst(maximum: Int, _ body: (UsedBuffer) -> Void) throws(VirtqueueError) -> Int {
+        guard maximum > 0 else { return 0 }
+        if Int(usedIndexShadow &- lastUsedIndex) < maximum {
+            // acquire: pairs with the device's release of used.idx, so the entries are
+            // visible. Read once per burst, and only when the entries seen last time do not fill it.
+            usedIndexShadow = used.loadAcquireLE16(SplitLayout.usedIndexOffset)
         }
-        return try reclaimChecked()
+        guard lastUsedIndex != usedIndexShadow else { return 0 }
+        var done = 0
+        if !inOrder && usedIndexShadow &- lastUsedIndex <= UInt16(truncatingIfNeeded: inFlightCount) {
+            let count = min(Int(usedIndexShadow &- lastUsedIndex), maximum)
+            let ring = used
+            let meta = chainMeta
+            let links = next
+            let m = mask
+            let limit = sizeU32
+            var last = lastUsedIndex
+            var free = freeHead
+            var freed = 0
+            while done < count {
+                let word = ring.loadLE64(SplitLayout.usedEntryOffset(Int(last & m)))
+                let id = UInt32(truncatingIfNeeded: word)
+                let length = UInt32(truncatingIfNeeded: word &>> 32)
+                guard id < limit else { break }
+                let info = meta[Int(id)]
+                let chain = UInt16(truncatingIfNeeded: info)
+                guard chain != 0, length <= UInt32(truncatingIfNeeded: info &>> 32) else { break }
+                meta[Int(id)] = 0
+                let head = UInt16(truncatingIfNeeded: id)
+                // Walk our private links to the tail, then put the chain on the free list.
+                var tail = head
+                var remaining = chain &- 1
+                while remaining > 0 {
+                    tail = links[Int(tail)]
+                    remaining &-= 1
+                }
+                links[Int(tail)] = free
+                free = head
+                freed &+= Int(chain)
+                last &+= 1
+                done &+= 1
+                body(UsedBuffer(id: head, length: length))
+            }
+            lastUsedIndex = last
+            freeHead = free
+            freeCount &+= freed
+            inFlightCount &-= done
+            // Stopped early at an entry that broke a rule: the next call throws it.
+            if done > 0 { return done }
+        }
+        while done < maximum, lastUsedIndex != usedIndexShadow {
+            guard let buffer = try reclaimChecked() else { break }
+            body(buffer)
+            done &+= 1
+        }
+        return done
     }
 
     /// The general path: IN_ORDER, or an entry that broke a rule (which it names).
@@ -287,10 +390,10 @@ public struct SplitDriver: @unchecked Sendable {
             throw .usedIdOutOfRange(queue: queueIndex, id: id, queueSize: layout.queueSize)
         }
         let head = UInt16(truncatingIfNeeded: id)
-        let count = chainLength[Int(head)]
+        let count = chainLength(head)
         guard count != 0 else { throw .usedIdNotInFlight(queue: queueIndex, id: id) }
-        guard length <= writableBytes[Int(head)] else {
-            throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes[Int(head)])
+        guard length <= writableBytes(head) else {
+            throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes(head))
         }
         lastUsedIndex &+= 1
         release(head: head, count: count)
@@ -303,9 +406,9 @@ public struct SplitDriver: @unchecked Sendable {
     @inlinable
     mutating func reclaimInOrder() throws(VirtqueueError) -> UsedBuffer {
         let head = inOrderOldest
-        let count = chainLength[Int(head)]
+        let count = chainLength(head)
         guard count != 0 else { throw .usedIdNotInFlight(queue: queueIndex, id: UInt32(head)) }
-        var length = writableBytes[Int(head)]
+        var length = writableBytes(head)
         if lastUsedIndex &+ 1 == usedIndexShadow {
             // The newest published slot always holds a real entry: check it names this buffer.
             let entry = used + SplitLayout.usedEntryOffset(Int(lastUsedIndex & mask))
@@ -317,8 +420,8 @@ public struct SplitDriver: @unchecked Sendable {
                 throw .usedOutOfOrder(queue: queueIndex, id: id, expected: UInt32(head))
             }
             length = entry.loadLE32(4)
-            guard length <= writableBytes[Int(head)] else {
-                throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes[Int(head)])
+            guard length <= writableBytes(head) else {
+                throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: writableBytes(head))
             }
         }
         lastUsedIndex &+= 1
@@ -327,9 +430,17 @@ public struct SplitDriver: @unchecked Sendable {
         return UsedBuffer(id: head, length: length)
     }
 
+    /// Descriptors in the chain headed by `head` (0: not in flight).
+    @inlinable @inline(__always)
+    func chainLength(_ head: UInt16) -> UInt16 { UInt16(truncatingIfNeeded: chainMeta[Int(head)]) }
+
+    /// Device-writable bytes of the chain headed by `head`.
+    @inlinable @inline(__always)
+    func writableBytes(_ head: UInt16) -> UInt32 { UInt32(truncatingIfNeeded: chainMeta[Int(head)] &>> 32) }
+
     @inlinable @inline(__always)
     mutating func release(head: UInt16, count: UInt16) {
-        chainLength[Int(head)] = 0
+        chainMeta[Int(head)] = 0
         inFlightCount &-= 1
         freeCount &+= Int(count)
         guard !inOrder else { return }

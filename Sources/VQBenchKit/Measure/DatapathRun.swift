@@ -92,11 +92,7 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
                     if posted < descriptors && room {
                         let n = min(batch, descriptors - posted)
                         let t0 = cplatform_monotonic_ns()
-                        for _ in 0..<n {
-                            _ = try d.post(Buffer(address: addrs[next], length: payloadBytes))
-                            next &+= 1
-                            if next == addrs.count { next = 0 }
-                        }
+                        _ = d.postBurst(from: addrs, next: &next, count: n, length: payloadBytes)
                         posted &+= n
                         d.publish()
                         if sleeps {
@@ -107,7 +103,8 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
                             // Closed loop: wait for the whole batch, then time the round trip.
                             var back = 0
                             while back < n {
-                                if try d.reclaim() != nil { back &+= 1; continue }
+                                let got = try d.reclaimBurst(maximum: n &- back) { _ in }
+                                if got > 0 { back &+= got; continue }
                                 guard awaitCompletions() else { return }
                             }
                             reclaimed &+= n
@@ -115,8 +112,9 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
                             continue
                         }
                     }
-                    while try d.reclaim() != nil {
-                        reclaimed &+= 1
+                    let got = try d.reclaimBurst(maximum: batch) { _ in }
+                    if got > 0 {
+                        reclaimed &+= got
                         progressed = true
                     }
                     if !progressed {
@@ -143,15 +141,15 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
         let cpu0 = cplatform_thread_cpu_time_ns()
         var done = 0
         var sink: UInt64 = 0
+        let bursts = DeviceBurstBuffers(capacity: batch)
+        defer { bursts.deallocate() }
         if sleeps { v.disableKicks() }
         do throws(VirtqueueError) {
             while done < descriptors {
-                var popped = 0
-                while popped < batch, let chain = try v.pop() {
+                let popped = try v.serveBurst(bursts, maximum: batch) { _, segments in
                     // The device reads the payload it was given (a TX device checksums it).
-                    if let host = v.segments[0].host { sink &+= UInt64(host.load(as: UInt64.self)) }
-                    v.pushUsed(chain, length: 0)
-                    popped &+= 1
+                    if let host = segments.first?.host { sink &+= UInt64(host.load(as: UInt64.self)) }
+                    return 0
                 }
                 if popped > 0 {
                     v.publishUsed()

@@ -72,14 +72,17 @@ public func runMultiQueuePolled<Driver: VirtqueueDriverHalf, Device: VirtqueueDe
                         if posted[q] < descriptorsPerQueue && room {
                             let n = min(batch, descriptorsPerQueue - posted[q])
                             batchStart[q] = cplatform_monotonic_ns()
-                            for _ in 0..<n {
-                                _ = try mine[q].0.post(Buffer(address: mine[q].1[next[q]], length: payloadBytes))
-                                next[q] = next[q] &+ 1 == mine[q].1.count ? 0 : next[q] &+ 1
+                            mine[q].1.withUnsafeBufferPointer { addrs in
+                                _ = mine[q].0.postBurst(from: addrs, next: &next[q], count: n, length: payloadBytes)
                             }
                             posted[q] &+= n
                             mine[q].0.publish()
                         }
-                        while try mine[q].0.reclaim() != nil { reclaimed[q] &+= 1 }
+                        while true {
+                            let got = try mine[q].0.reclaimBurst(maximum: batch) { _ in }
+                            if got == 0 { break }
+                            reclaimed[q] &+= got
+                        }
                         if mode == .latency && posted[q] == reclaimed[q] && batchStart[q] != 0 {
                             _ = histogram.record(cplatform_monotonic_ns() - batchStart[q])
                             batchStart[q] = 0
@@ -104,6 +107,8 @@ public func runMultiQueuePolled<Driver: VirtqueueDriverHalf, Device: VirtqueueDe
             var out = DatapathOutcome()
             var done = [Int](repeating: 0, count: mine.count)
             var sink: UInt64 = 0
+            let bursts = DeviceBurstBuffers(capacity: batch)
+            defer { bursts.deallocate() }
             ready.wrappingIncrement(ordering: .relaxed)
             gate.wait()
             let cpu0 = cplatform_thread_cpu_time_ns()
@@ -111,12 +116,10 @@ public func runMultiQueuePolled<Driver: VirtqueueDriverHalf, Device: VirtqueueDe
                 var remaining = mine.count
                 while remaining > 0 {
                     for q in mine.indices where done[q] < descriptorsPerQueue {
-                        var popped = 0
-                        while popped < batch, let chain = try mine[q].pop() {
+                        let popped = try mine[q].serveBurst(bursts, maximum: batch) { _, segments in
                             // The device reads the payload it was given (a TX device checksums it).
-                            if let host = mine[q].segments[0].host { sink &+= UInt64(host.load(as: UInt64.self)) }
-                            mine[q].pushUsed(chain, length: 0)
-                            popped &+= 1
+                            if let host = segments.first?.host { sink &+= UInt64(host.load(as: UInt64.self)) }
+                            return 0
                         }
                         if popped > 0 {
                             mine[q].publishUsed()

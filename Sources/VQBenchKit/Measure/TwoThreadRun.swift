@@ -53,18 +53,13 @@ public func twoThreadPolledRun<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
                 var next = 0
                 while reclaimed < descriptors {
                     if posted < descriptors && d.freeDescriptors >= batch {
-                        let n = min(batch, descriptors - posted)
-                        for _ in 0..<n {
-                            _ = try d.post(Buffer(address: addrs[next], length: payloadBytes))
-                            next &+= 1
-                            if next == addrs.count { next = 0 }
-                        }
-                        posted &+= n
+                        posted &+= d.postBurst(from: addrs, next: &next, count: min(batch, descriptors - posted),
+                                               length: payloadBytes)
                         d.publish()
                     }
-                    var got = false
-                    while try d.reclaim() != nil { reclaimed &+= 1; got = true }
-                    if !got { cplatform_cpu_relax() }
+                    let got = try d.reclaimBurst(maximum: batch) { _ in }
+                    reclaimed &+= got
+                    if got == 0 { cplatform_cpu_relax() }
                 }
             }
         } catch {
@@ -80,14 +75,13 @@ public func twoThreadPolledRun<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
         let cpu0 = cplatform_thread_cpu_time_ns()
         var done = 0
         var sink: UInt64 = 0
+        let bursts = DeviceBurstBuffers(capacity: batch)
+        defer { bursts.deallocate() }
         do {
             while done < descriptors {
-                var pending = 0
-                while let chain = try v.pop() {
-                    if let host = v.segments[0].host { sink &+= UInt64(host.load(as: UInt8.self)) }
-                    v.pushUsed(chain, length: 0)
-                    pending &+= 1
-                    if pending == batch { break }
+                let pending = try v.serveBurst(bursts, maximum: batch) { _, segments in
+                    if let host = segments.first?.host { sink &+= UInt64(host.load(as: UInt8.self)) }
+                    return 0
                 }
                 if pending > 0 {
                     v.publishUsed()

@@ -16,32 +16,51 @@ public struct LoopCounters: Sendable, Equatable {
     public init() {}
 }
 
-/// One thread plays both halves: `rounds` times, post `batch` single-descriptor chains,
-/// publish, decide on a kick, pop and complete them all, publish, decide on an interrupt,
-/// reclaim them all. Buffers come from `addresses` (one per ring slot).
+/// One thread plays both halves: `rounds` times, post a burst of `batch` single-descriptor
+/// chains, publish, decide on a kick, pop the burst, read each payload's first byte, push
+/// the burst used, publish, decide on an interrupt, reclaim the burst. Buffers come from
+/// `addresses` (one per ring slot); `chains` (the caller's) holds at least `batch` chains.
 @inlinable
 public func singleThreadRounds<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
     driver: inout Driver, device: inout Device, addresses: UnsafeBufferPointer<UInt64>,
-    payloadBytes: UInt32, batch: Int, rounds: Int, counters: inout LoopCounters
+    chains: UnsafeMutablePointer<Chain>, payloadBytes: UInt32, batch: Int, rounds: Int, counters: inout LoopCounters
 ) throws(VirtqueueError) {
     var next = 0
+    let ring = addresses.count
     for _ in 0..<rounds {
-        for _ in 0..<batch {
-            _ = try driver.post(Buffer(address: addresses[next], length: payloadBytes))
-            next &+= 1
-            if next == addresses.count { next = 0 }
+        // The buffers in two contiguous spans at most, so each is a plain indexed load.
+        var left = batch
+        while left > 0 {
+            let base = addresses.baseAddress.unsafelyUnwrapped + next
+            let posted = driver.postBurst(count: min(left, ring &- next)) { i in
+                Buffer(address: base[i], length: payloadBytes)
+            }
+            if posted == 0 { break }
+            left &-= posted
+            next &+= posted
+            if next == ring { next = 0 }
         }
         driver.publish()
         if driver.kickNeeded() { counters.kicks &+= 1 }
-        while let chain = try device.pop() {
-            if let host = device.segments[0].host {
-                counters.checksum &+= UInt64(host.load(as: UInt8.self))
+        // A burst shorter than asked for, or an empty ring, ends it: no call to learn that.
+        while true {
+            let n = try device.popBurst(into: chains, maximum: batch)
+            if n == 0 { break }
+            var sum: UInt64 = 0
+            for i in 0..<n {
+                if let host = device.segments(of: chains[i]).first?.host { sum &+= UInt64(host.load(as: UInt8.self)) }
             }
-            device.pushUsed(chain, length: 0)
+            counters.checksum &+= sum
+            device.pushUsedBurst(chains, count: n) { _ in 0 }
+            if n < batch || !device.hasAvailable() { break }
         }
         device.publishUsed()
         if device.interruptNeeded() { counters.interrupts &+= 1 }
-        while try driver.reclaim() != nil { counters.descriptors &+= 1 }
+        while true {
+            let n = try driver.reclaimBurst(maximum: batch) { _ in }
+            counters.descriptors &+= n
+            if n < batch || !driver.hasUsed() { break }
+        }
     }
 }
 
@@ -50,17 +69,19 @@ public func singleThreadRounds<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
 public enum SingleThreadWorkload {
     @_silgen_name("vqb_split_single_thread_loop") @inline(never)
     public static func split(_ driver: inout SplitDriver, _ device: inout SplitDevice<GuestMemory>,
-                             _ addresses: UnsafeBufferPointer<UInt64>, _ payload: UInt32, _ batch: Int,
+                             _ addresses: UnsafeBufferPointer<UInt64>, _ chains: UnsafeMutablePointer<Chain>,
+                             _ payload: UInt32, _ batch: Int,
                              _ rounds: Int, _ counters: inout LoopCounters) throws(VirtqueueError) {
-        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses,
+        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses, chains: chains,
                                payloadBytes: payload, batch: batch, rounds: rounds, counters: &counters)
     }
 
     @_silgen_name("vqb_packed_single_thread_loop") @inline(never)
     public static func packed(_ driver: inout PackedDriver, _ device: inout PackedDevice<GuestMemory>,
-                              _ addresses: UnsafeBufferPointer<UInt64>, _ payload: UInt32, _ batch: Int,
+                              _ addresses: UnsafeBufferPointer<UInt64>, _ chains: UnsafeMutablePointer<Chain>,
+                              _ payload: UInt32, _ batch: Int,
                               _ rounds: Int, _ counters: inout LoopCounters) throws(VirtqueueError) {
-        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses,
+        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses, chains: chains,
                                payloadBytes: payload, batch: batch, rounds: rounds, counters: &counters)
     }
 }
