@@ -36,9 +36,25 @@ struct ScenarioIDTests {
     @Test(arguments: ["split/poll/none/q256/b32/64B/thp", "split/poll/none/256/b32/64B/thp/qp1",
                       "split/poll/none/q256/b0/64B/thp/qp1", "split//none/q256/b32/64B/thp/qp1",
                       "split/poll/none/q256/b32/64/thp/qp1", "split/poll/vp_vdpa/q256/b32/64B/thp/qp1/vfio",
-                      "split/poll/vp_vdpa/q256/b32/64B/thp/qp1/vhost/x"])
+                      "split/poll/vp_vdpa/q256/b32/64B/thp/qp1/vhost/x", "split+in_ordr/poll/none/q256/b32/64B/thp/qp1",
+                      "packed+/poll/none/q256/b32/64B/thp/qp1"])
     func rejectsMalformedIds(text: String) {
         #expect(throws: ScenarioError.self) { try ScenarioID(parsing: text) }
+    }
+
+    @Test func aLayoutCarriesInOrderAsAnOption() throws {
+        let id = try ScenarioID(parsing: "packed+in_order/poll/none/q256/b32/64B/4K/qp1")
+        #expect(id.ringLayout == "packed" && id.inOrder)
+        #expect(id.description == "packed+in_order/poll/none/q256/b32/64B/4K/qp1")
+        #expect(id.with(inOrder: false).description == "packed/poll/none/q256/b32/64B/4K/qp1")
+        let plain = try ScenarioID(parsing: "split/poll/none/q256/b32/64B/4K/qp1")
+        #expect(plain.ringLayout == "split" && !plain.inOrder)
+        // The standard suite measures IN_ORDER both ways for each layout.
+        let ids = Set(Suite.standard.scenarios(memory: "4K"))
+        for layout in ["split", "packed"] {
+            let on = ScenarioID(layout: layout + "+in_order", doorbell: "poll", memory: "4K")
+            #expect(ids.contains(on) && ids.contains(on.with(inOrder: false)))
+        }
     }
 
     @Test func filtersByGlob() throws {
@@ -145,6 +161,9 @@ struct EngineRunTests {
         let bareOnVhost = runner.measure(try ScenarioID(parsing: "split/busy-poll/none/q256/b32/64B/4K/qp1/vhost"))
         #expect(bareOnVhost.status == .unavailable)
         #expect(bareOnVhost.reason?.contains("needs a mediated device") == true)
+        let mediatedInOrder = runner.measure(try ScenarioID(parsing: "split+in_order/busy-poll/vp_vdpa/q256/b32/64B/4K/qp1"))
+        #expect(mediatedInOrder.status == .unavailable)
+        #expect(mediatedInOrder.reason?.contains("in_order is measured on bare rings") == true)
     }
 }
 

@@ -61,6 +61,19 @@ struct PairedComparisonTests {
         ])
     }
 
+    @Test func inOrderPairsWithItselfWithoutAndAcrossLayouts() {
+        let splitIO = Self.split.with(inOrder: true)
+        let packedIO = Self.packed.with(inOrder: true)
+        let pairs = PairedComparisons.pairs([Self.split, splitIO, Self.packed, packedIO])
+        let described = Set(pairs.map { "\($0.kind.rawValue) \($0.a) \($0.b)" })
+        #expect(described == [
+            "layout \(Self.packed) \(Self.split)",
+            "layout \(packedIO) \(splitIO)",
+            "feature \(splitIO) \(Self.split)",
+            "feature \(packedIO) \(Self.packed)",
+        ])
+    }
+
     @Test func ratiosComeOnlyFromRoundsInOnePlacementClass() throws {
         // Round 2 of packed ran in another placement: it pairs with nothing.
         let classes = PlacementClasses.cluster([100, 101, 102, 340, 99])

@@ -43,10 +43,14 @@ public enum PairedComparisons {
         let present = Set(ids)
         var out: [(ScenarioID, ScenarioID, ResultsDocument.Comparison.Kind)] = []
         for id in ids {
-            if id.layout == "packed" {
+            if id.ringLayout == "packed" {
                 var split = id
-                split.layout = "split"
+                split.layout = "split" + id.layout.dropFirst("packed".count)
                 if present.contains(split) { out.append((id, split, .layout)) }
+            }
+            if id.inOrder {
+                let without = id.with(inOrder: false)
+                if present.contains(without) { out.append((id, without, .feature)) }
             }
             let polled = id.mediator == "none" ? "poll" : "busy-poll"
             if id.doorbell != polled {

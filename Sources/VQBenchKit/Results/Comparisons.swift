@@ -17,6 +17,8 @@ extension ResultsDocument {
             case binding
             /// this build ÷ a base revision (`vqbench gate --against`).
             case revision
+            /// a negotiated feature on ÷ off at the same settings (VIRTIO_F_IN_ORDER).
+            case feature
         }
         public var a: String
         public var b: String

@@ -127,7 +127,7 @@ extension ResultsValidator {
       "properties": {
         "a": { "type": "string" },
         "b": { "type": "string" },
-        "kind": { "type": "string", "enum": ["layout", "doorbell", "mediator", "binding", "revision"] },
+        "kind": { "type": "string", "enum": ["layout", "doorbell", "mediator", "binding", "revision", "feature"] },
         "ratio": { "type": "number", "minimum": 0 },
         "ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
         "rounds": { "type": "integer", "minimum": 1 },
@@ -148,7 +148,7 @@ extension ResultsValidator {
             "required": ["comparison", "kind", "runs", "median", "iqr_over_median", "min", "max", "placements"],
             "properties": {
               "comparison": { "type": "string" },
-              "kind": { "type": "string", "enum": ["layout", "doorbell", "mediator", "binding", "revision"] },
+              "kind": { "type": "string", "enum": ["layout", "doorbell", "mediator", "binding", "revision", "feature"] },
               "runs": { "type": "integer", "minimum": 1 },
               "median": { "type": "number" },
               "iqr_over_median": { "type": "number", "minimum": 0 },

@@ -97,7 +97,7 @@ public enum Engine {
         func key(_ i: Int) -> [Int] {
             let id = ids[i]
             return [r("m", id.mediator), id.queueSize, id.payloadBytes, r("mem", id.memory), id.queuePairs, id.batch,
-                    r("d", id.doorbell), r("b", id.binding), id.layout == "split" ? 0 : 1, i]
+                    r("d", id.doorbell), r("b", id.binding), id.ringLayout == "split" ? 0 : 1, id.inOrder ? 1 : 0, i]
         }
         return indices.sorted { key($0).lexicographicallyPrecedes(key($1)) }
     }

@@ -98,7 +98,7 @@ public enum MediatedRun {
     static func run<P: VDPAConfigOps>(_ device: P, _ configuration: P.Bell.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
                                       _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
                                       _ probe: DoorbellProbe) throws -> Outcome {
-        let layout = RingLayoutKind(rawValue: id.layout) ?? .split
+        let layout = RingLayoutKind(rawValue: id.ringLayout) ?? .split
         let traffic: TrafficOutcome
         var control: [String: Double] = [:]
         // Queue 1 is virtio-net's first transmit queue: the scenario is the TX direction.
@@ -193,7 +193,7 @@ public enum MediatedRun {
     static func reference<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
                                        _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
                                        _ probe: DoorbellProbe) throws -> DatapathOutcome {
-        let layout = RingLayoutKind(rawValue: id.layout) ?? .split
+        let layout = RingLayoutKind(rawValue: id.ringLayout) ?? .split
         let device = try BareNetDevice<B>(layout: layout, queueSize: id.queueSize, bufferSize: max(64, id.payloadBytes),
                                           policy: .require(backing), bell: configuration, deviceCPU: placement.deviceCPU, probe: probe)
         let traffic: TrafficOutcome

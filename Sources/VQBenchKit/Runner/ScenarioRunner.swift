@@ -30,16 +30,16 @@ struct RoundVisitor: DoorbellPairVisitor {
     func visit<KN: DoorbellNotifier, KW: DoorbellWaiter, CN: DoorbellNotifier, CW: DoorbellWaiter>(
         kick: (KN, KW), call: (CN, CW), sleeps: Bool) throws -> DatapathOutcome {
         let payload = UInt32(id.payloadBytes)
-        switch RingLayoutKind(rawValue: id.layout) {
+        switch RingLayoutKind(rawValue: id.ringLayout) {
         case .split:
             let s = try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes,
-                                         policy: .require(backing), eventIndex: sleeps)
+                                         policy: .require(backing), eventIndex: sleeps, inOrder: id.inOrder)
             return try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
                                    addresses: s.addresses, payloadBytes: payload, batch: id.batch,
                                    descriptors: descriptors, mode: mode, placement: placement)
         case .packed:
             let s = try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes,
-                                          policy: .require(backing), eventIndex: sleeps)
+                                          policy: .require(backing), eventIndex: sleeps, inOrder: id.inOrder)
             return try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
                                    addresses: s.addresses, payloadBytes: payload, batch: id.batch,
                                    descriptors: descriptors, mode: mode, placement: placement)
@@ -73,6 +73,9 @@ public struct ScenarioRunner {
     /// Why the scenario cannot run on this machine, or nil.
     func unavailability(_ id: ScenarioID) -> String? {
         if let why = DoorbellDispatch.unavailability(of: id.doorbell, probe: probe) { return why }
+        if id.inOrder && id.mediator != "none" {
+            return "in_order is measured on bare rings; a parent negotiates its own features"
+        }
         guard let backing = MemoryBacking(rawValue: id.memory) else {
             return "unknown memory backing '\(id.memory)'; one of \(MemoryBacking.allCases.map(\.rawValue).joined(separator: ", "))"
         }
@@ -124,11 +127,13 @@ public struct ScenarioRunner {
                                            threading: threading(id.queuePairs), placement: placement)
         }
         let outcome: DatapathOutcome
-        switch RingLayoutKind(rawValue: id.layout) {
+        switch RingLayoutKind(rawValue: id.ringLayout) {
         case .split:
-            outcome = try run { try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing)) }
+            outcome = try run { try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing),
+                                                     inOrder: id.inOrder) }
         case .packed:
-            outcome = try run { try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing)) }
+            outcome = try run { try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes, policy: .require(backing),
+                                                      inOrder: id.inOrder) }
         case nil:
             throw ScenarioError.unknownValue(part: "layout", value: id.layout, known: RingLayoutKind.allCases.map(\.rawValue))
         }

@@ -57,6 +57,12 @@ public enum Suite: String, CaseIterable, Sendable {
                     ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", payloadBytes: payload, memory: memory))
                 }
                 ids.append(ScenarioID(layout: layout.rawValue, doorbell: "poll", queueSize: 1024, memory: memory))
+                // VIRTIO_F_IN_ORDER on (compared with off, the b32 poll point above): the
+                // device reports a burst with one used entry; for packed, one descriptor's
+                // line written back per burst instead of one per chain.
+                for batch in [8, 32] {
+                    ids.append(ScenarioID(layout: layout.rawValue + "+in_order", doorbell: "poll", batch: batch, memory: memory))
+                }
                 // Several queues, polled: one thread pair per queue where the cores allow,
                 // else the queues share the threads (the result says so).
                 for pairs in [2, 4] {

@@ -19,6 +19,20 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
 
     /// Bus drivers a mediated scenario can bind its device to.
     public static let bindings = ["virtio", "vhost"]
+    /// Feature options a layout part may carry after '+' ("packed+in_order").
+    public static let layoutOptions = ["in_order"]
+
+    /// The ring layout without options: "split" or "packed".
+    public var ringLayout: String { String(layout.split(separator: "+", omittingEmptySubsequences: false).first ?? "") }
+    /// VIRTIO_F_IN_ORDER negotiated ("+in_order" after the layout).
+    public var inOrder: Bool { layout.split(separator: "+").dropFirst().contains("in_order") }
+
+    /// The same point with VIRTIO_F_IN_ORDER on or off.
+    public func with(inOrder on: Bool) -> ScenarioID {
+        var copy = self
+        copy.layout = ringLayout + (on ? "+in_order" : "")
+        return copy
+    }
 
     public init(layout: String, doorbell: String, mediator: String = "none", queueSize: Int = 256,
                 batch: Int = 32, payloadBytes: Int = 64, memory: String, queuePairs: Int = 1, binding: String = "virtio") {
@@ -57,6 +71,10 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
         }
         for (i, name) in [(0, "layout"), (1, "doorbell"), (2, "mediator"), (6, "memory")] where parts[i].isEmpty {
             throw .malformedID(text, reason: "\(name) is empty")
+        }
+        for option in parts[0].split(separator: "+", omittingEmptySubsequences: false).dropFirst()
+        where !Self.layoutOptions.contains(String(option)) {
+            throw .malformedID(text, reason: "layout option '\(option)' is not one of \(Self.layoutOptions.joined(separator: ", "))")
         }
         self.init(layout: parts[0], doorbell: parts[1], mediator: parts[2],
                   queueSize: try number(parts[3], prefix: "q", name: "queue size"),

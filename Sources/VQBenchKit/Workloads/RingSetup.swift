@@ -25,17 +25,19 @@ public enum RingSetups {
     }
 
     public static func split(queueSize: Int = 256, payloadBytes: Int = 64, policy: BackingPolicy = .best,
-                             eventIndex: Bool = false) throws -> RingSetup<SplitDriver, SplitDevice<GuestMemory>> {
+                             eventIndex: Bool = false, inOrder: Bool = false) throws -> RingSetup<SplitDriver, SplitDevice<GuestMemory>> {
         let a = try arena(.split, queueSize: queueSize, payloadBytes: payloadBytes, policy: policy)
-        let f = features(.split, eventIndex: eventIndex)
+        var f = features(.split, eventIndex: eventIndex)
+        if inOrder { f.insert(.inOrder) }
         return RingSetup(arena: a, driver: try a.splitDriver(features: f), device: try a.splitDevice(features: f),
                          addresses: (0..<queueSize).map { a.bufferAddress($0) })
     }
 
     public static func packed(queueSize: Int = 256, payloadBytes: Int = 64, policy: BackingPolicy = .best,
-                              eventIndex: Bool = false) throws -> RingSetup<PackedDriver, PackedDevice<GuestMemory>> {
+                              eventIndex: Bool = false, inOrder: Bool = false) throws -> RingSetup<PackedDriver, PackedDevice<GuestMemory>> {
         let a = try arena(.packed, queueSize: queueSize, payloadBytes: payloadBytes, policy: policy)
-        let f = features(.packed, eventIndex: eventIndex)
+        var f = features(.packed, eventIndex: eventIndex)
+        if inOrder { f.insert(.inOrder) }
         return RingSetup(arena: a, driver: try a.packedDriver(features: f), device: try a.packedDevice(features: f),
                          addresses: (0..<queueSize).map { a.bufferAddress($0) })
     }
