@@ -32,6 +32,7 @@ extension VirtqueueDriverHalf {
     public mutating func postBurst(from addresses: UnsafeBufferPointer<UInt64>, next: inout Int, count: Int,
                                    length: UInt32, writable: Bool = false) -> Int {
         let ring = addresses.count
+        guard ring > 0 else { return 0 }
         var left = count
         var total = 0
         while left > 0 {

@@ -188,48 +188,67 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @inlinable @inline(__always)
     mutating func popSingles(count: Int, chains: UnsafeMutablePointer<Chain>,
                              segments: UnsafeMutablePointer<Segment>, firstSegment: Int) -> Int {
-        let ring = descriptors
-        let limit = size
         let window = memory.directWindow
-        let base = window.base
-        let span = window.size
-        let host = window.host
-        var position = nextAvailable
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        let lengthLimit = injectedLengthLimit
+        #else
+        let lengthLimit = UInt32.max
+        #endif
+        var position = Int(nextAvailable)
         var wrap = availableWrap
-        var pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
-        var i = 0
-        while i < count {
-            let d = ring + Int(position) &* 16
-            // acquire: pairs with the driver's release of the head flags (§2.8.21.3); later
-            // heads of its batch were stored before that release.
-            let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
-            guard flags & (DescriptorFlags.available | DescriptorFlags.used | DescriptorFlags.next | DescriptorFlags.indirect)
-                    == pattern else { break }
-            let word = d.loadLE64(8)  // len | id << 32 | flags << 48
-            let length = UInt32(truncatingIfNeeded: word)
-            let address = d.loadLE64(0)
-            let offset = address &- base
-            guard length != 0, offset < span, UInt64(length) <= span &- offset else { break }
-            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-            // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
-            guard length <= injectedLengthLimit else { break }
-            #endif
-            let writable = flags & DescriptorFlags.write != 0
-            segments[i] = Segment(host: host.unsafelyUnwrapped + Int(truncatingIfNeeded: offset), address: address,
-                                  length: length, isWritable: writable)
-            chains[i] = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writable: writable,
-                              firstSegment: firstSegment &+ i)
-            position &+= 1
-            if position == limit {
-                position = 0
-                wrap.toggle()
-                pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
-            }
-            i &+= 1
-        }
-        nextAvailable = position
+        let n = Self.popSingleRun(ring: descriptors, size: Int(size), position: &position, wrap: &wrap, count: count,
+                                  base: window.base, span: window.size, host: window.host, lengthLimit: lengthLimit,
+                                  chains: chains, segments: segments, firstSegment: firstSegment)
+        nextAvailable = UInt16(truncatingIfNeeded: position)
         availableWrap = wrap
-        return i
+        return n
+    }
+
+    /// The run itself, apart from everything else the half holds, so the loop has the
+    /// registers to itself. Stops at the end of the ring's lap too (the caller goes on).
+    @usableFromInline @inline(never)
+    static func popSingleRun(ring: UnsafeMutableRawPointer, size: Int, position: inout Int, wrap: inout Bool, count: Int,
+                             base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
+                             chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
+                             firstSegment: Int) -> Int {
+        guard span != 0, let hostBase = host else { return 0 }
+        var at = position
+        var done = 0
+        while done < count {
+            // This lap: a descriptor is available when its AVAIL/USED bits are the lap's
+            // pattern and it is a lone direct descriptor (no NEXT, no INDIRECT).
+            let pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
+            let mask = DescriptorFlags.available | DescriptorFlags.used | DescriptorFlags.next | DescriptorFlags.indirect
+            let stop = min(count &- done, size &- at)
+            var i = 0
+            while i < stop {
+                let d = ring + (at &+ i) &* 16
+                // acquire: pairs with the driver's release of the head flags (§2.8.21.3);
+                // later heads of its batch were stored before that release.
+                let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+                guard flags & mask == pattern else { break }
+                let word = d.loadLE64(8)  // len | id << 32 | flags << 48
+                let length = UInt32(truncatingIfNeeded: word)
+                let address = d.loadLE64(0)
+                let offset = address &- base
+                guard length != 0, offset < span, UInt64(length) <= span &- offset, length <= lengthLimit else { break }
+                let writable = flags & DescriptorFlags.write != 0
+                segments[done &+ i] = Segment(host: hostBase + Int(truncatingIfNeeded: offset), address: address,
+                                              length: length, isWritable: writable)
+                chains[done &+ i] = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writable: writable,
+                                          firstSegment: firstSegment &+ done &+ i)
+                i &+= 1
+            }
+            done &+= i
+            at &+= i
+            if at == size {
+                at = 0
+                wrap.toggle()
+            }
+            if i < stop { break }
+        }
+        position = at
+        return done
     }
 
     @inlinable @inline(never)

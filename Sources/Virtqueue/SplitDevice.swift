@@ -183,40 +183,47 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     /// Pops consecutive chains of one direct, non-empty descriptor whose buffer lies in
     /// the memory's direct window, stopping at the first that is anything else (left for
-    /// the general path, which also names what is wrong with it). Everything it touches is
-    /// a local, so the loop keeps it in registers.
+    /// the general path, which also names what is wrong with it).
     @inlinable @inline(__always)
     func popSingles(from first: UInt16, count: Int, chains: UnsafeMutablePointer<Chain>,
                     segments: UnsafeMutablePointer<Segment>, firstSegment: Int) -> Int {
-        let ring = available + SplitLayout.availableEntryOffset(0)
-        let table = descriptors
-        let m = mask
         let window = memory.directWindow
-        let base = window.base
-        let span = window.size
-        let host = window.host
-        var index = first
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        let lengthLimit = injectedLengthLimit
+        #else
+        let lengthLimit = UInt32.max
+        #endif
+        return Self.popSingleRun(available: available + SplitLayout.availableEntryOffset(0), table: descriptors,
+                                 mask: Int(mask), first: Int(first), count: count, base: window.base, span: window.size,
+                                 host: window.host, lengthLimit: lengthLimit, chains: chains, segments: segments,
+                                 firstSegment: firstSegment)
+    }
+
+    /// The run itself, apart from everything else the half holds, so the loop has the
+    /// registers to itself: three loads, a few compares and six stores a chain.
+    @usableFromInline @inline(never)
+    static func popSingleRun(available ring: UnsafeMutableRawPointer, table: UnsafeMutableRawPointer, mask: Int, first: Int,
+                             count: Int, base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
+                             chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
+                             firstSegment: Int) -> Int {
+        guard span != 0, let hostBase = host else { return 0 }
         var i = 0
         while i < count {
-            let head = ring.loadLE16(Int(index & m) &* 2)
+            let head = Int(ring.loadLE16(((first &+ i) & mask) &* 2))
             // Split queue sizes are powers of two: in range means at most the mask.
-            guard head <= m else { break }
-            let d = table + Int(head) &* 16
+            guard head <= mask else { break }
+            let d = table + head &* 16
             let word = d.loadLE64(8)  // len | flags << 32 | next << 48
             guard word & (UInt64(DescriptorFlags.next | DescriptorFlags.indirect) &<< 32) == 0 else { break }
             let length = UInt32(truncatingIfNeeded: word)
             let address = d.loadLE64(0)
             let offset = address &- base
-            guard length != 0, offset < span, UInt64(length) <= span &- offset else { break }
-            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-            // An extra bounds check against a field the optimiser cannot see through: ~+2 %.
-            guard length <= injectedLengthLimit else { break }
-            #endif
+            guard length != 0, offset < span, UInt64(length) <= span &- offset, length <= lengthLimit else { break }
             let writable = word & (UInt64(DescriptorFlags.write) &<< 32) != 0
-            segments[i] = Segment(host: host.unsafelyUnwrapped + Int(truncatingIfNeeded: offset), address: address,
+            segments[i] = Segment(host: hostBase + Int(truncatingIfNeeded: offset), address: address,
                                   length: length, isWritable: writable)
-            chains[i] = Chain(single: head, length: length, writable: writable, firstSegment: firstSegment &+ i)
-            index &+= 1
+            chains[i] = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writable: writable,
+                              firstSegment: firstSegment &+ i)
             i &+= 1
         }
         return i
