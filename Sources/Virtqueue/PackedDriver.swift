@@ -400,6 +400,60 @@ public struct PackedDriver: @unchecked Sendable {
             inFlightCount &-= done
             // Stopped at a descriptor not yet used, or at one that broke a rule (checked below).
             if done > 0 || count == 0 { return done }
+        } else if inOrder {
+            // IN_ORDER (§2.8.9): the used descriptor at our position names the last buffer
+            // of the device's batch; every buffer up to it is complete. Earlier ones report
+            // their whole writable length; the position moves past the batch at its last.
+            let ring = descriptors
+            let meta = chainMeta
+            let limit = size
+            var position = nextUsed
+            var wrap = usedWrap
+            var skip = deferredUsedSkip
+            var oldest = inOrderOldestId
+            var freed = 0
+            let count = min(maximum, inFlightCount)
+            while done < count {
+                let d = ring + Int(position) &* 16
+                // acquire: pairs with the device's release of the used flags, so id and len are visible.
+                let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+                guard Self.isUsed(flags, wrap: wrap) else { break }
+                let word = d.loadLE64(8)
+                let length = UInt32(truncatingIfNeeded: word)
+                let lastId = UInt16(truncatingIfNeeded: word &>> 32)
+                guard lastId < limit, meta[Int(lastId)] != 0 else { break }
+                let info = meta[Int(oldest)]
+                let chain = UInt16(truncatingIfNeeded: info)
+                guard chain != 0 else { break }
+                var reported = UInt32(truncatingIfNeeded: info &>> 32)
+                if oldest == lastId {
+                    guard length <= reported else { break }
+                    reported = length
+                    // The batch's ring slots are free only now, once its used descriptor is passed.
+                    freed &+= Int(chain &+ skip)
+                    position &+= chain &+ skip
+                    skip = 0
+                    if position >= limit {
+                        position &-= limit
+                        wrap.toggle()
+                    }
+                } else {
+                    skip &+= chain
+                }
+                meta[Int(oldest)] = 0
+                let id = oldest
+                oldest = oldest &+ 1 == limit ? 0 : oldest &+ 1
+                done &+= 1
+                body(UsedBuffer(id: id, length: reported))
+            }
+            nextUsed = position
+            usedWrap = wrap
+            deferredUsedSkip = skip
+            inOrderOldestId = oldest
+            freeCount &+= freed
+            freeIdCount &+= done
+            inFlightCount &-= done
+            if done > 0 || count == 0 { return done }
         }
         while done < maximum, inFlightCount > 0, hasUsed() {
             guard let buffer = try reclaimChecked() else { break }
@@ -425,11 +479,15 @@ public struct PackedDriver: @unchecked Sendable {
             }
             let count = chainLength(oldest)
             var reported = writableBytes(oldest)
+            // The ring slots of a batch are free only once its used descriptor is passed:
+            // the driver must not write into them while it still has to read that one.
+            var freedSlots: UInt16 = 0
             if oldest == rawId {
                 guard length <= reported else {
                     throw .usedLengthTooLarge(queue: queueIndex, id: id, length: length, writable: reported)
                 }
                 reported = length
+                freedSlots = count &+ deferredUsedSkip
                 advanceUsed(by: count)
             } else {
                 // Not the batch's last buffer: the used descriptor stays for the next call,
@@ -437,7 +495,7 @@ public struct PackedDriver: @unchecked Sendable {
                 advanceUsedDeferred(by: count)
             }
             inOrderOldestId = oldest &+ 1 == size ? 0 : oldest &+ 1
-            releaseId(oldest, count: count)
+            releaseId(oldest, count: freedSlots)
             return UsedBuffer(id: oldest, length: reported)
         }
         let count = chainLength(rawId)

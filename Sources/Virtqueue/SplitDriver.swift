@@ -366,6 +366,42 @@ public struct SplitDriver: @unchecked Sendable {
             inFlightCount &-= done
             // Stopped early at an entry that broke a rule: the next call throws it.
             if done > 0 { return done }
+        } else if inOrder && usedIndexShadow &- lastUsedIndex <= UInt16(truncatingIfNeeded: inFlightCount) {
+            // IN_ORDER (§2.7.8): buffers come back in the order posted; only the newest
+            // published slot is sure to hold a real entry (the last of the device's batch),
+            // and it must name the buffer it stands for. Earlier buffers report their whole
+            // writable length, as Linux does.
+            let count = min(Int(usedIndexShadow &- lastUsedIndex), maximum)
+            let meta = chainMeta
+            let m = mask
+            let newest = usedIndexShadow &- 1
+            var last = lastUsedIndex
+            var oldest = inOrderOldest
+            var freed = 0
+            while done < count {
+                let head = oldest
+                let info = meta[Int(head)]
+                let chain = UInt16(truncatingIfNeeded: info)
+                guard chain != 0 else { break }
+                var length = UInt32(truncatingIfNeeded: info &>> 32)
+                if last == newest {
+                    let word = used.loadLE64(SplitLayout.usedEntryOffset(Int(last & m)))
+                    let reported = UInt32(truncatingIfNeeded: word &>> 32)
+                    guard UInt32(truncatingIfNeeded: word) == UInt32(head), reported <= length else { break }
+                    length = reported
+                }
+                meta[Int(head)] = 0
+                oldest = (head &+ chain) & m
+                freed &+= Int(chain)
+                last &+= 1
+                done &+= 1
+                body(UsedBuffer(id: head, length: length))
+            }
+            lastUsedIndex = last
+            inOrderOldest = oldest
+            freeCount &+= freed
+            inFlightCount &-= done
+            if done > 0 { return done }
         }
         while done < maximum, lastUsedIndex != usedIndexShadow {
             guard let buffer = try reclaimChecked() else { break }
