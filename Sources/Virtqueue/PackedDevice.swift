@@ -211,6 +211,16 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
                              base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
                              chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
                              firstSegment: Int) -> Int {
+        popSingleRunBody(ring: ring, size: size, position: &position, wrap: &wrap, count: count, base: base, span: span,
+                         host: host, lengthLimit: lengthLimit, chains: chains, segments: segments, firstSegment: firstSegment)
+    }
+
+    /// The run's body (out of line: inlining it for short bursts cost packed more than it saved).
+    @inlinable @inline(__always)
+    static func popSingleRunBody(ring: UnsafeMutableRawPointer, size: Int, position: inout Int, wrap: inout Bool, count: Int,
+                             base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
+                             chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
+                             firstSegment: Int) -> Int {
         guard span != 0, let hostBase = host else { return 0 }
         var at = position
         var done = 0

@@ -401,6 +401,21 @@ public struct PackedDriver: @unchecked Sendable {
             // Stopped at a descriptor not yet used, or at one that broke a rule (checked below).
             if done > 0 || count == 0 { return done }
         } else if inOrder {
+            let (n, count) = reclaimInOrderBurst(maximum: maximum, body)
+            if n > 0 || count == 0 { return n }
+        }
+        while done < maximum, inFlightCount > 0, hasUsed() {
+            guard let buffer = try reclaimChecked() else { break }
+            body(buffer)
+            done &+= 1
+        }
+        return done
+    }
+
+    /// IN_ORDER bursts, apart from the hot path. Returns how many and how many it could have.
+    @inlinable @inline(never)
+    mutating func reclaimInOrderBurst(maximum: Int, _ body: (UsedBuffer) -> Void) -> (Int, Int) {
+        var done = 0
             // IN_ORDER (§2.8.9): the used descriptor at our position names the last buffer
             // of the device's batch; every buffer up to it is complete. Earlier ones report
             // their whole writable length; the position moves past the batch at its last.
@@ -453,14 +468,7 @@ public struct PackedDriver: @unchecked Sendable {
             freeCount &+= freed
             freeIdCount &+= done
             inFlightCount &-= done
-            if done > 0 || count == 0 { return done }
-        }
-        while done < maximum, inFlightCount > 0, hasUsed() {
-            guard let buffer = try reclaimChecked() else { break }
-            body(buffer)
-            done &+= 1
-        }
-        return done
+        return (done, count)
     }
 
     /// The general path: IN_ORDER, or a used descriptor that broke a rule (which it names).

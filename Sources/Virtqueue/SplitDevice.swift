@@ -193,6 +193,12 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         #else
         let lengthLimit = UInt32.max
         #endif
+        if count <= 2 {
+            return Self.popSingleRunBody(available: available + SplitLayout.availableEntryOffset(0), table: descriptors,
+                                         mask: Int(mask), first: Int(first), count: count, base: window.base, span: window.size,
+                                         host: window.host, lengthLimit: lengthLimit, chains: chains, segments: segments,
+                                         firstSegment: firstSegment)
+        }
         return Self.popSingleRun(available: available + SplitLayout.availableEntryOffset(0), table: descriptors,
                                  mask: Int(mask), first: Int(first), count: count, base: window.base, span: window.size,
                                  host: window.host, lengthLimit: lengthLimit, chains: chains, segments: segments,
@@ -203,6 +209,17 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// registers to itself: three loads, a few compares and six stores a chain.
     @usableFromInline @inline(never)
     static func popSingleRun(available ring: UnsafeMutableRawPointer, table: UnsafeMutableRawPointer, mask: Int, first: Int,
+                             count: Int, base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
+                             chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
+                             firstSegment: Int) -> Int {
+        popSingleRunBody(available: ring, table: table, mask: mask, first: first, count: count, base: base, span: span,
+                         host: host, lengthLimit: lengthLimit, chains: chains, segments: segments, firstSegment: firstSegment)
+    }
+
+    /// The run's body: out of line for bursts, inline for a burst of one or two (where a
+    /// call's setup would cost more than the loop).
+    @inlinable @inline(__always)
+    static func popSingleRunBody(available ring: UnsafeMutableRawPointer, table: UnsafeMutableRawPointer, mask: Int, first: Int,
                              count: Int, base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
                              chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
                              firstSegment: Int) -> Int {

@@ -367,6 +367,21 @@ public struct SplitDriver: @unchecked Sendable {
             // Stopped early at an entry that broke a rule: the next call throws it.
             if done > 0 { return done }
         } else if inOrder && usedIndexShadow &- lastUsedIndex <= UInt16(truncatingIfNeeded: inFlightCount) {
+            done = reclaimInOrderBurst(maximum: maximum, body)
+            if done > 0 { return done }
+        }
+        while done < maximum, lastUsedIndex != usedIndexShadow {
+            guard let buffer = try reclaimChecked() else { break }
+            body(buffer)
+            done &+= 1
+        }
+        return done
+    }
+
+    /// IN_ORDER bursts, apart from the hot path.
+    @inlinable @inline(never)
+    mutating func reclaimInOrderBurst(maximum: Int, _ body: (UsedBuffer) -> Void) -> Int {
+        var done = 0
             // IN_ORDER (§2.7.8): buffers come back in the order posted; only the newest
             // published slot is sure to hold a real entry (the last of the device's batch),
             // and it must name the buffer it stands for. Earlier buffers report their whole
@@ -401,13 +416,6 @@ public struct SplitDriver: @unchecked Sendable {
             inOrderOldest = oldest
             freeCount &+= freed
             inFlightCount &-= done
-            if done > 0 { return done }
-        }
-        while done < maximum, lastUsedIndex != usedIndexShadow {
-            guard let buffer = try reclaimChecked() else { break }
-            body(buffer)
-            done &+= 1
-        }
         return done
     }
 
