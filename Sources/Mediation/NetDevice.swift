@@ -87,14 +87,7 @@ public struct NetDeviceBehaviour: Sendable {
 }
 
 /// One queue on the device thread.
-@usableFromInline
-struct NetQueue<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call: DoorbellNotifier> {
-    @usableFromInline let index: UInt16
-    @usableFromInline var device: Device
-    @usableFromInline var call: Call?
-    /// virtio-net: even queues receive, odd ones transmit (§5.1.2).
-    @usableFromInline var transmits: Bool { index & 1 == 1 }
-}
+@usableFromInline typealias NetQueue<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier> = DeviceQueue<Device, Call>
 
 /// What the device thread hands back when it stops.
 public struct NetDeviceStop<Bell: Doorbell, Memory>: @unchecked Sendable {
@@ -230,7 +223,94 @@ func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Bell:
     }
 }
 
-/// The device thread's loop. Returns why it stopped early, or nil on a requested stop.
+/// The virtio-net device model the parents run on the device loop: transmit chains'
+/// payloads are checksummed (copied through a device buffer first when the parent copies,
+/// as vdpa_sim's vringh does), receive chains get numbered packets; the counters are
+/// updated once per burst.
+@usableFromInline
+struct NetService: DeviceLoopService {
+    @usableFromInline let behaviour: NetDeviceBehaviour
+    @usableFromInline let counters: NetDeviceCounters
+    @usableFromInline let stop: ManagedAtomic<Bool>
+    @usableFromInline let transmits: [Bool]
+    @usableFromInline let scratch: UnsafeMutableRawPointer
+    @usableFromInline let scratchBytes = 65_536
+    @usableFromInline var rxSequence: UInt64
+    @usableFromInline var bytes: UInt64 = 0
+    @usableFromInline var sum: UInt64 = 0
+
+    @usableFromInline
+    init(behaviour: NetDeviceBehaviour, counters: NetDeviceCounters, stop: ManagedAtomic<Bool>, transmits: [Bool]) {
+        self.behaviour = behaviour
+        self.counters = counters
+        self.stop = stop
+        self.transmits = transmits
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+        rxSequence = counters.received.load(ordering: .relaxed)
+    }
+
+    @usableFromInline func deallocate() { scratch.deallocate() }
+
+    @inlinable
+    mutating func serve(queue: Int, chain: Chain, segments: UnsafeBufferPointer<Segment>) -> UInt32 {
+        if transmits[queue] {
+            for s in 0..<chain.readableCount {
+                guard let host = segments[s].host else { continue }
+                let n = Int(segments[s].length)
+                if behaviour.copiesPayload && n <= scratchBytes {
+                    scratch.copyMemory(from: host, byteCount: n)
+                    sum &+= payloadChecksum(scratch, n)
+                } else {
+                    sum &+= payloadChecksum(host, n)
+                }
+                bytes &+= UInt64(n)
+            }
+            return 0
+        }
+        var left = min(behaviour.receivePacketBytes, Int(chain.writableBytes))
+        // One packet per chain, spread over the writable segments.
+        var offset = 0
+        if behaviour.copiesPayload { writeReceivePacket(scratch, sequence: rxSequence, length: min(left, scratchBytes)) }
+        for s in chain.readableCount..<chain.segmentCount where left > 0 {
+            guard let host = segments[s].host else { continue }
+            let n = min(left, Int(segments[s].length))
+            if behaviour.copiesPayload {
+                host.copyMemory(from: scratch + offset, byteCount: n)
+            } else if offset == 0 {
+                writeReceivePacket(host, sequence: rxSequence, length: n)
+            } else {
+                for j in 0..<n { host.storeBytes(of: UInt8(truncatingIfNeeded: rxSequence &+ UInt64(offset + j)), toByteOffset: j, as: UInt8.self) }
+            }
+            offset += n
+            left -= n
+        }
+        bytes &+= UInt64(offset)
+        rxSequence &+= 1
+        return UInt32(offset)
+    }
+
+    @inlinable
+    mutating func completed(queue: Int, count: Int) {
+        if transmits[queue] {
+            counters.transmitted.wrappingIncrement(by: UInt64(count), ordering: .relaxed)
+            counters.transmitBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
+            counters.transmitChecksum.wrappingIncrement(by: sum, ordering: .relaxed)
+        } else {
+            counters.received.wrappingIncrement(by: UInt64(count), ordering: .relaxed)
+            counters.receiveBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
+        }
+        bytes = 0
+        sum = 0
+    }
+
+    @inlinable mutating func interrupted(queue: Int) { counters.interrupts.wrappingIncrement(ordering: .relaxed) }
+    @inlinable mutating func woke() { counters.wakeups.wrappingIncrement(ordering: .relaxed) }
+    @inlinable mutating func shouldStop() -> Bool { stop.load(ordering: .acquiring) }
+}
+
+/// The device thread's loop: the one device loop with the virtio-net service. Returns why
+/// it stopped early, or nil on a requested stop. A stop is seen within a millisecond: the
+/// loop's sleeps on the kick doorbell last that long at most.
 ///
 /// It is reached through the parents' generic code, which the engine cannot specialise
 /// across the module boundary; without these pre-specialisations every pop, push and
@@ -256,99 +336,9 @@ func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: Doo
     _ queues: inout [NetQueue<Device, Call>], _ kick: inout Kick, _ behaviour: NetDeviceBehaviour,
     _ counters: NetDeviceCounters, _ stop: ManagedAtomic<Bool>
 ) -> String? {
-    let scratchBytes = 65_536
-    let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
-    defer { scratch.deallocate() }
-    let bursts = DeviceBurstBuffers(capacity: behaviour.batch)
-    defer { bursts.deallocate() }
-    var rxSequence = counters.received.load(ordering: .relaxed)
-    for i in queues.indices { queues[i].device.disableKicks() }
-    do throws(VirtqueueError) {
-        while !stop.load(ordering: .acquiring) {
-            var progressed = false
-            for i in queues.indices {
-                var handled = 0
-                var bytes: UInt64 = 0
-                var sum: UInt64 = 0
-                let transmits = queues[i].transmits
-                // One burst per queue per pass: pop, serve each chain, push used, publish once.
-                handled = try queues[i].device.serveBurst(bursts, maximum: behaviour.batch) { chain, segments in
-                    var written: UInt32 = 0
-                    if transmits {
-                        for s in 0..<chain.readableCount {
-                            guard let host = segments[s].host else { continue }
-                            let n = Int(segments[s].length)
-                            if behaviour.copiesPayload && n <= scratchBytes {
-                                scratch.copyMemory(from: host, byteCount: n)
-                                sum &+= payloadChecksum(scratch, n)
-                            } else {
-                                sum &+= payloadChecksum(host, n)
-                            }
-                            bytes &+= UInt64(n)
-                        }
-                    } else {
-                        var left = min(behaviour.receivePacketBytes, Int(chain.writableBytes))
-                        // One packet per chain, spread over the writable segments.
-                        var offset = 0
-                        if behaviour.copiesPayload { writeReceivePacket(scratch, sequence: rxSequence, length: min(left, scratchBytes)) }
-                        for s in chain.readableCount..<chain.segmentCount where left > 0 {
-                            guard let host = segments[s].host else { continue }
-                            let n = min(left, Int(segments[s].length))
-                            if behaviour.copiesPayload {
-                                host.copyMemory(from: scratch + offset, byteCount: n)
-                            } else if offset == 0 {
-                                writeReceivePacket(host, sequence: rxSequence, length: n)
-                            } else {
-                                for j in 0..<n { host.storeBytes(of: UInt8(truncatingIfNeeded: rxSequence &+ UInt64(offset + j)), toByteOffset: j, as: UInt8.self) }
-                            }
-                            offset += n
-                            left -= n
-                        }
-                        written = UInt32(offset)
-                        bytes &+= UInt64(offset)
-                        rxSequence &+= 1
-                    }
-                    return written
-                }
-                if handled > 0 {
-                    progressed = true
-                    queues[i].device.publishUsed()
-                    if transmits {
-                        counters.transmitted.wrappingIncrement(by: UInt64(handled), ordering: .relaxed)
-                        counters.transmitBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
-                        counters.transmitChecksum.wrappingIncrement(by: sum, ordering: .relaxed)
-                    } else {
-                        counters.received.wrappingIncrement(by: UInt64(handled), ordering: .relaxed)
-                        counters.receiveBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
-                    }
-                    // interruptNeeded() owns the store → load fence suppression needs (§2.7.10).
-                    if queues[i].call != nil {
-                        if queues[i].device.interruptNeeded() {
-                            do { try queues[i].call!.notify() } catch { return "call: \(error)" }
-                            counters.interrupts.wrappingIncrement(ordering: .relaxed)
-                        } else {
-                            queues[i].call!.recordSuppressed()
-                        }
-                    }
-                }
-            }
-            if !progressed {
-                do {
-                    _ = try waitUntil({
-                        if stop.load(ordering: .relaxed) { return true }
-                        for i in queues.indices where queues[i].device.hasAvailable() { return true }
-                        return false
-                    }, on: &kick, timeoutNanoseconds: deviceStopCheckNanoseconds,
-                    enableNotifications: { for i in queues.indices { _ = queues[i].device.enableKicks() } },
-                    disableNotifications: { for i in queues.indices { queues[i].device.disableKicks() } })
-                    counters.wakeups.wrappingIncrement(ordering: .relaxed)
-                } catch {
-                    return "kick: \(error)"
-                }
-            }
-        }
-    } catch {
-        return "device: \(error)"
-    }
-    return nil
+    var service = NetService(behaviour: behaviour, counters: counters, stop: stop, transmits: queues.map(\.transmits))
+    defer { service.deallocate() }
+    let options = DeviceLoopOptions(batch: behaviour.batch, sleeps: true, sleepNanoseconds: deviceStopCheckNanoseconds,
+                                    timeoutIsLostKick: false)
+    return runDeviceLoop(&queues, kick: &kick, options: options, service: &service)
 }

@@ -8,6 +8,7 @@ import Atomics
 import CPlatform
 import Doorbell
 import Histogram
+import Mediation
 import Virtqueue
 
 /// What a datapath run is for.
@@ -32,6 +33,24 @@ public struct DatapathOutcome: Sendable {
 
     public var descriptorsPerSecond: Double { Double(descriptors) * 1e9 / Double(max(nanoseconds, 1)) }
     public var syscalls: UInt64 { kick.syscalls + call.syscalls }
+}
+
+/// The bare-ring scenarios' device: reads the first word of each payload it is given (a
+/// transmit device has to look at what it sends) and stops when `descriptors` are back.
+struct BareRingService: DeviceLoopService {
+    let descriptors: Int
+    var done = 0
+    var sink: UInt64 = 0
+    init(descriptors: Int) { self.descriptors = descriptors }
+    @inline(__always)
+    mutating func serve(queue: Int, chain: Chain, segments: UnsafeBufferPointer<Segment>) -> UInt32 {
+        if let host = segments.first?.host { sink &+= UInt64(host.load(as: UInt64.self)) }
+        return 0
+    }
+    @inline(__always) mutating func completed(queue: Int, count: Int) { done &+= count }
+    @inline(__always) mutating func interrupted(queue: Int) {}
+    @inline(__always) mutating func woke() {}
+    @inline(__always) mutating func shouldStop() -> Bool { done >= descriptors }
 }
 
 /// How long a sleeping side waits before it declares a notification lost.
@@ -139,39 +158,18 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
         ready.wrappingIncrement(ordering: .relaxed)
         gate.wait()
         let cpu0 = cplatform_thread_cpu_time_ns()
-        var done = 0
-        var sink: UInt64 = 0
-        let bursts = DeviceBurstBuffers(capacity: batch)
-        defer { bursts.deallocate() }
-        if sleeps { v.disableKicks() }
-        do throws(VirtqueueError) {
-            while done < descriptors {
-                let popped = try v.serveBurst(bursts, maximum: batch) { _, segments in
-                    // The device reads the payload it was given (a TX device checksums it).
-                    if let host = segments.first?.host { sink &+= UInt64(host.load(as: UInt64.self)) }
-                    return 0
-                }
-                if popped > 0 {
-                    v.publishUsed()
-                    done &+= popped
-                    if sleeps {
-                        do { try callN.notify(if: v.interruptNeeded()) } catch { out.errors.append("call: \(error)"); break }
-                    }
-                } else if sleeps {
-                    do {
-                        let ok = try waitUntil({ v.hasAvailable() }, on: &kickW, timeoutNanoseconds: lostNotificationTimeout,
-                                               enableNotifications: { _ = v.enableKicks() },
-                                               disableNotifications: { v.disableKicks() })
-                        if !ok { out.errors.append("no kick within 5 s: a notification was lost"); break }
-                    } catch { out.errors.append("kick: \(error)"); break }
-                } else {
-                    cplatform_cpu_relax()
-                }
-            }
-        } catch {
-            out.errors.append("device: \(error)")
+        // The one device loop (the parents' and the bare reference's) with a device that
+        // reads the first word of each payload, until every descriptor is back.
+        var queues = [DeviceQueue(index: 0, device: v, call: sleeps ? callN : nil)]
+        var service = BareRingService(descriptors: descriptors)
+        let options = DeviceLoopOptions(batch: batch, sleeps: sleeps, sleepNanoseconds: lostNotificationTimeout,
+                                        timeoutIsLostKick: true)
+        if let error = runDeviceLoop(&queues, kick: &kickW, options: options, service: &service) {
+            out.errors.append(error)
         }
-        out.deviceCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0 + (sink == .max ? 1 : 0)
+        v = queues[0].device
+        if let c = queues[0].call { callN = c }
+        out.deviceCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0 + (service.sink == .max ? 1 : 0)
         out.kick = kickW.counters
         out.call = callN.counters
         deviceResult.value = out

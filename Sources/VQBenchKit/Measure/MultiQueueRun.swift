@@ -103,36 +103,23 @@ public func runMultiQueuePolled<Driver: VirtqueueDriverHalf, Device: VirtqueueDe
             }
         })
         threads.append(try PinnedThread(cpu: cpu(t, device: true)) {
-            var mine = devices.value
+            // The one device loop over this thread's queues, polling (no doorbells used).
+            var mine = devices.value.map { DeviceQueue(index: 0, device: $0, call: BusyPollDoorbell.Notifier?.none) }
             var out = DatapathOutcome()
-            var done = [Int](repeating: 0, count: mine.count)
-            var sink: UInt64 = 0
-            let bursts = DeviceBurstBuffers(capacity: batch)
-            defer { bursts.deallocate() }
+            var service = BareRingService(descriptors: descriptorsPerQueue * mine.count)
             ready.wrappingIncrement(ordering: .relaxed)
             gate.wait()
             let cpu0 = cplatform_thread_cpu_time_ns()
-            do throws(VirtqueueError) {
-                var remaining = mine.count
-                while remaining > 0 {
-                    for q in mine.indices where done[q] < descriptorsPerQueue {
-                        let popped = try mine[q].serveBurst(bursts, maximum: batch) { _, segments in
-                            // The device reads the payload it was given (a TX device checksums it).
-                            if let host = segments.first?.host { sink &+= UInt64(host.load(as: UInt64.self)) }
-                            return 0
-                        }
-                        if popped > 0 {
-                            mine[q].publishUsed()
-                            done[q] &+= popped
-                            if done[q] >= descriptorsPerQueue { remaining -= 1 }
-                        }
-                    }
-                    cplatform_cpu_relax()
+            do {
+                var (_, neverWaited) = try BusyPollDoorbell.makePair()
+                let options = DeviceLoopOptions(batch: batch, sleeps: false, sleepNanoseconds: 0, timeoutIsLostKick: false)
+                if let error = runDeviceLoop(&mine, kick: &neverWaited, options: options, service: &service) {
+                    out.errors.append(error)
                 }
             } catch {
                 out.errors.append("device: \(error)")
             }
-            out.deviceCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0 + (sink == .max ? 1 : 0)
+            out.deviceCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0 + (service.sink == .max ? 1 : 0)
             lock.withLock { deviceResults.value[t] = out }
         })
     }
