@@ -161,7 +161,13 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             // Only while the store has room for the longest chain.
             guard fill <= queueSizeInt else { break }
             do {
-                chains[popped] = try readChain(headFlags: flags, firstSegment: fill)
+                // A lone direct descriptor outside the window (a memory with an IOTLB, a
+                // second region): translated here, inline, not walked as a chain.
+                if let single = try popTranslatedSingle(flags: flags, into: segmentStore + fill, firstSegment: fill) {
+                    chains[popped] = single
+                } else {
+                    chains[popped] = try readChain(headFlags: flags, firstSegment: fill)
+                }
             } catch {
                 // Met first: the queue is broken and the caller hears why. Met later: the
                 // burst ends before it, and the next call meets it first.
@@ -259,6 +265,37 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         }
         position = at
         return done
+    }
+
+    /// The available descriptor at our position when it is a lone direct, non-empty one, its
+    /// buffer translated through the device's memory (the position moves past it); nil for
+    /// anything else.
+    @inlinable @inline(__always)
+    mutating func popTranslatedSingle(flags: UInt16, into segment: UnsafeMutablePointer<Segment>,
+                                      firstSegment: Int) throws(VirtqueueError) -> Chain? {
+        guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 else { return nil }
+        let d = descriptors + Int(nextAvailable) &* 16
+        let word = d.loadLE64(8)  // len | id << 32 | flags << 48
+        let length = UInt32(truncatingIfNeeded: word)
+        guard length != 0 else { return nil }
+        let address = d.loadLE64(0)
+        let writable = flags & DescriptorFlags.write != 0
+        let host: UnsafeMutableRawPointer
+        do {
+            host = try memory.translate(address, length: length, deviceWrites: writable)
+        } catch {
+            throw .bufferOutsideMemory(queue: queueIndex, head: nextAvailable, gpa: address, length: length, cause: error)
+        }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        if length > injectedLengthLimit { throw .chainTooLong(queue: queueIndex, head: nextAvailable) }
+        #endif
+        segment.pointee = Segment(host: host, address: address, length: length, isWritable: writable)
+        nextAvailable &+= 1
+        if nextAvailable == size {
+            nextAvailable = 0
+            availableWrap.toggle()
+        }
+        return Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writable: writable, firstSegment: firstSegment)
     }
 
     @inlinable @inline(never)

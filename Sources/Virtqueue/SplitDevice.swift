@@ -161,7 +161,13 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             guard fill <= queueSizeInt else { break }
             let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
             do {
-                chains[popped] = try readChain(head: head, firstSegment: fill)
+                // A lone direct descriptor outside the window (a memory with an IOTLB, a
+                // second region): translated here, inline, not walked as a chain.
+                if head < size, let single = try popTranslatedSingle(head: head, into: segmentStore + fill, firstSegment: fill) {
+                    chains[popped] = single
+                } else {
+                    chains[popped] = try readChain(head: head, firstSegment: fill)
+                }
             } catch {
                 // Met first: the queue is broken and the caller hears why. Met later: the
                 // burst ends before it, and the next call meets it first.
@@ -244,6 +250,31 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             i &+= 1
         }
         return i
+    }
+
+    /// The chain at `head` when it is one direct, non-empty descriptor, its buffer
+    /// translated through the device's memory; nil for anything else.
+    @inlinable @inline(__always)
+    mutating func popTranslatedSingle(head: UInt16, into segment: UnsafeMutablePointer<Segment>,
+                                      firstSegment: Int) throws(VirtqueueError) -> Chain? {
+        let d = descriptors + Int(head) &* 16
+        let word = d.loadLE64(8)  // len | flags << 32 | next << 48
+        let flags = UInt16(truncatingIfNeeded: word &>> 32)
+        let length = UInt32(truncatingIfNeeded: word)
+        guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { return nil }
+        let address = d.loadLE64(0)
+        let writable = flags & DescriptorFlags.write != 0
+        let host: UnsafeMutableRawPointer
+        do {
+            host = try memory.translate(address, length: length, deviceWrites: writable)
+        } catch {
+            throw .bufferOutsideMemory(queue: queueIndex, head: head, gpa: address, length: length, cause: error)
+        }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        if length > injectedLengthLimit { throw .chainTooLong(queue: queueIndex, head: head) }
+        #endif
+        segment.pointee = Segment(host: host, address: address, length: length, isWritable: writable)
+        return Chain(single: head, length: length, writable: writable, firstSegment: firstSegment)
     }
 
     @inlinable
