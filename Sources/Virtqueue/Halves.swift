@@ -4,13 +4,15 @@
 
 /// What a driver half does, split or packed.
 public protocol VirtqueueDriverHalf: SendableMetatype {
+    var queueIndex: UInt16 { get }
     var queueSize: Int { get }
     var freeDescriptors: Int { get }
     var buffersInFlight: Int { get }
     var notificationData: NotificationData { get }
     mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16
-    /// Posts up to `count` single-descriptor chains (`buffer(i)`); returns how many.
-    mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int
+    /// Posts up to `count` single-descriptor chains (`buffer(i)`), telling `posted(i, id)`
+    /// each one's id; returns how many (as many as there are free descriptors).
+    mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer, posted: (Int, UInt16) -> Void) -> Int
     mutating func post(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
     mutating func postIndirect(_ buffers: UnsafeBufferPointer<Buffer>) throws(VirtqueueError) -> UInt16
     mutating func publish()
@@ -58,5 +60,45 @@ extension PackedDevice: VirtqueueDeviceHalf {
     @inlinable @inline(__always)
     public mutating func pushUsed(_ chain: Chain, length: UInt32) {
         pushUsed(id: chain.id, length: length, ringDescriptors: chain.ringDescriptors)
+    }
+}
+
+// The one-descriptor calls, the same for both layouts: thin wrappers over the bursts.
+
+extension VirtqueueDriverHalf {
+    /// Posts one single-descriptor chain; returns its id (split: the head index; packed:
+    /// the buffer id).
+    @inlinable
+    public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
+        guard freeDescriptors > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
+        var id: UInt16 = 0
+        _ = postBurst(count: 1, { _ in buffer }, posted: { _, posted in id = posted })
+        return id
+    }
+
+    /// Posts up to `count` single-descriptor chains, chain `i` being `buffer(i)`; returns
+    /// how many (as many as there are free descriptors). Not visible until `publish()`.
+    @inlinable @inline(__always)
+    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int {
+        postBurst(count: count, buffer, posted: { _, _ in })
+    }
+
+    /// Reclaims one used buffer, or nil when none is pending. Checks what the device wrote.
+    @inlinable
+    public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
+        var out: UsedBuffer? = nil
+        _ = try reclaimBurst(maximum: 1) { out = $0 }
+        return out
+    }
+}
+
+extension VirtqueueDeviceHalf {
+    /// Pops the next available chain, or nil when the ring is empty. Any broken rule marks
+    /// the queue broken and is thrown; chains already completed stay completable.
+    @inlinable
+    public mutating func pop() throws(VirtqueueError) -> Chain? {
+        var chain = Chain(id: 0, ringDescriptors: 0, segmentCount: 0, readableCount: 0,
+                          readableBytes: 0, writableBytes: 0, isIndirect: false)
+        return try popBurst(into: &chain, maximum: 1) == 1 ? chain : nil
     }
 }

@@ -121,13 +121,6 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return Self.classify(flags, wrap: availableWrap) == .available
     }
 
-    @inlinable
-    public mutating func pop() throws(VirtqueueError) -> Chain? {
-        var chain = Chain(id: 0, ringDescriptors: 0, segmentCount: 0, readableCount: 0,
-                          readableBytes: 0, writableBytes: 0, isIndirect: false)
-        return try popBurst(into: &chain, maximum: 1) == 1 ? chain : nil
-    }
-
     /// Pops up to `maximum` available chains into `chains`; returns how many. Position and
     /// wrap counter stay in registers and are written back once; a descriptor is available
     /// when its AVAIL/USED bits equal this lap's pattern (one compare). Each chain's

@@ -95,22 +95,6 @@ public struct PackedDriver: @unchecked Sendable {
 
     // MARK: - Posting
 
-    /// Posts one single-descriptor chain; returns its buffer id.
-    @inlinable
-    public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
-        guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
-        var id: UInt16 = 0
-        _ = postBurst(count: 1, { _ in buffer }, posted: { _, posted in id = posted })
-        return id
-    }
-
-    /// Posts up to `count` single-descriptor chains, chain `i` being `buffer(i)`; returns
-    /// how many (as many as there are free descriptors). Not visible until `publish()`.
-    @inlinable @inline(__always)
-    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int {
-        postBurst(count: count, buffer, posted: { _, _ in })
-    }
-
     /// The burst itself: position, wrap counter, free-id stack and counters stay in
     /// registers and are written back once. Each descriptor is two stores (address; len,
     /// id and flags together), except the first head of an unpublished batch, whose flags
@@ -339,13 +323,6 @@ public struct PackedDriver: @unchecked Sendable {
     static func isUsed(_ flags: UInt16, wrap: Bool) -> Bool {
         let bits = flags & (DescriptorFlags.available | DescriptorFlags.used)
         return bits == (wrap ? DescriptorFlags.available | DescriptorFlags.used : 0)
-    }
-
-    @inlinable
-    public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
-        var out: UsedBuffer? = nil
-        _ = try reclaimBurst(maximum: 1) { out = $0 }
-        return out
     }
 
     /// Reclaims up to `maximum` used descriptors, handing each buffer to `body`; returns

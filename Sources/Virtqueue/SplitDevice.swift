@@ -112,15 +112,6 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return lastAvailableIndex != availableIndexShadow
     }
 
-    /// Pops the next available chain, or nil when the ring is empty. Any broken rule marks
-    /// the queue broken and is thrown; chains already completed stay completable.
-    @inlinable
-    public mutating func pop() throws(VirtqueueError) -> Chain? {
-        var chain = Chain(id: 0, ringDescriptors: 0, segmentCount: 0, readableCount: 0,
-                          readableBytes: 0, writableBytes: 0, isIndirect: false)
-        return try popBurst(into: &chain, maximum: 1) == 1 ? chain : nil
-    }
-
     /// Pops up to `maximum` available chains into `chains`; returns how many. avail.idx is
     /// read once per burst (and only when the chains seen last time are all popped); the
     /// position and the segment store's fill stay in registers and are written back once.

@@ -99,22 +99,6 @@ public struct SplitDriver: @unchecked Sendable {
 
     // MARK: - Posting
 
-    /// Posts one single-descriptor chain; returns its id (the head index).
-    @inlinable
-    public mutating func post(_ buffer: Buffer) throws(VirtqueueError) -> UInt16 {
-        guard freeCount > 0 else { throw .queueFull(queue: queueIndex, needed: 1, free: 0) }
-        var head: UInt16 = 0
-        _ = postBurst(count: 1, { _ in buffer }, posted: { _, id in head = id })
-        return head
-    }
-
-    /// Posts up to `count` single-descriptor chains, chain `i` being `buffer(i)`; returns
-    /// how many (as many as there are free descriptors). Not visible until `publish()`.
-    @inlinable @inline(__always)
-    public mutating func postBurst(count: Int, _ buffer: (Int) -> Buffer) -> Int {
-        postBurst(count: count, buffer, posted: { _, _ in })
-    }
-
     /// The burst itself: the free-list head, the available index and the counters stay in
     /// registers and are written back once; each descriptor is two stores, its bookkeeping
     /// one, its available entry one. `posted(i, id)` is told each chain's id.
@@ -301,14 +285,6 @@ public struct SplitDriver: @unchecked Sendable {
         // acquire: pairs with the device's release of used.idx, so the entries are visible.
         usedIndexShadow = used.loadAcquireLE16(SplitLayout.usedIndexOffset)
         return lastUsedIndex != usedIndexShadow
-    }
-
-    /// Reclaims one used buffer, or nil when none is pending. Checks what the device wrote.
-    @inlinable
-    public mutating func reclaim() throws(VirtqueueError) -> UsedBuffer? {
-        var out: UsedBuffer? = nil
-        _ = try reclaimBurst(maximum: 1) { out = $0 }
-        return out
     }
 
     /// Reclaims up to `maximum` used buffers, handing each to `body`; returns how many.

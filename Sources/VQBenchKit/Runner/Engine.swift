@@ -134,8 +134,32 @@ public enum Engine {
             let elapsed = Double(cplatform_monotonic_ns() - t0) / 1e9
             log("round \(r + 1)/\(runner.plan.rounds) (\(fixed(elapsed, 1)) s, ETA \(fixed(elapsed / Double(r + 1) * Double(runner.plan.rounds - r - 1), 0)) s)")
         }
-        let roundTrips = [calibrationRoundTripNs] + rounds.joined().flatMap { [$0.0.roundTripBeforeNs, $0.0.roundTripAfterNs] }
-        let classes = PlacementClasses.cluster(roundTrips)
+        func cluster() -> [PlacementClass] {
+            PlacementClasses.cluster([calibrationRoundTripNs] + rounds.joined().flatMap { [$0.0.roundTripBeforeNs, $0.0.roundTripAfterNs] })
+        }
+        var classes = cluster()
+        // A scenario none of whose rounds stayed in one placement (a VM whose vCPUs move
+        // every second) gets rounds of its own, up to as many again, before it is given up.
+        func unplaced(_ candidates: [Int]) -> [Int] {
+            candidates.filter { i in results[i] == nil && !rounds[i].contains { $0.0.placement(in: classes) != nil } }
+        }
+        var retry = unplaced(live)
+        var extra = 0
+        while !retry.isEmpty && extra < runner.plan.rounds {
+            for i in retry {
+                do {
+                    rounds[i].append(try runner.measureRound(prepared[i]!, round: runner.plan.rounds + extra))
+                } catch {
+                    results[i] = runner.failed(ids[i], error)
+                }
+            }
+            extra += 1
+            classes = cluster()
+            retry = unplaced(retry)
+        }
+        if extra > 0 {
+            log("\(extra) extra round(s) for the scenario(s) whose every round saw the placement move")
+        }
         log("placement classes: " + classes.map { "\($0.name) (\($0.samples) round trips, \(fixed($0.minNs, 0))–\(fixed($0.maxNs, 0)) ns)" }
             .joined(separator: ", "))
         for (n, i) in ids.indices.enumerated() {
