@@ -37,6 +37,9 @@ public enum DoorbellError: Error, Equatable, Sendable, CustomStringConvertible {
     case eventfdWithoutWaitQueue(fd: Int32)
     /// The eventfd's wait queue already holds an entry (it holds one: one poller per fd).
     case eventfdAlreadyPolled(fd: Int32)
+    /// An end of one transport was asked of an endpoint backed by another (a futex waiter
+    /// on an eventfd endpoint): the two sides of a doorbell disagree on what it is.
+    case endpointTransportMismatch(expected: DoorbellTransport, endpoint: DoorbellTransport)
 
     public var description: String {
         switch self {
@@ -66,6 +69,8 @@ public enum DoorbellError: Error, Equatable, Sendable, CustomStringConvertible {
             return "fd \(fd) is an eventfd whose writers run no wait queue; make it with WakeupEventfd.make so a poller can be woken"
         case let .eventfdAlreadyPolled(fd):
             return "eventfd \(fd) already has a poller on its wait queue (one per eventfd)"
+        case let .endpointTransportMismatch(expected, endpoint):
+            return "a \(expected) doorbell end cannot be made from a \(endpoint) endpoint"
         }
     }
 }

@@ -8,10 +8,10 @@ import Doorbell
 import Virtqueue
 import VirtioMemory
 
-public final class BareNetDevice<Bell: Doorbell>: @unchecked Sendable {
+public final class BareNetDevice<Bell: EndpointDoorbell>: @unchecked Sendable {
     public let counters = NetDeviceCounters()
     public let arena: QueueArena
-    private var thread: NetDeviceThread<Bell, GuestMemory>?
+    private var thread: NetDeviceThread<GuestMemory>?
     private var splitQueue: DriverQueue<SplitDriver, Bell.Notifier, Bell.Waiter>?
     private var packedQueue: DriverQueue<PackedDriver, Bell.Notifier, Bell.Waiter>?
 
@@ -23,26 +23,24 @@ public final class BareNetDevice<Bell: Doorbell>: @unchecked Sendable {
                 bell: Bell.Configuration, deviceCPU: Int32?, probe: DoorbellProbe = .current) throws {
         let queue: UInt16 = 1
         arena = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy)
-        let (kickN, kickW) = try Bell.makePair(bell, probe: probe)
-        let (callN, callW) = try Bell.makePair(bell, probe: probe)
-        let handle = NetDeviceThread<Bell, GuestMemory>(result: ResultBox(NetDeviceStop()))
-        let behaviour = NetDeviceBehaviour(copiesPayload: false)
+        // The same endpoints and the same device-thread start as every parent's.
+        let kick = try Bell.makeEndpoint(bell, probe: probe)
+        let call = try Bell.makeEndpoint(bell, probe: probe)
         let window = try QueueWindow(arena: arena, base: arena.ringGPA)
         var features = Self.features
+        if layout == .packed { features.insert(.ringPacked) }
+        thread = try launchNetDevice([ReadyQueue(index: queue, size: queueSize, addresses: window.addresses, state: nil, callback: call)],
+                                     memory: arena.memory, features: features, kick: kick,
+                                     behaviour: NetDeviceBehaviour(copiesPayload: false), cpu: deviceCPU, counters: counters,
+                                     name: deviceThreadName("bare"))
+        let kickN = try Bell.notifier(on: kick)
+        let callW = try Bell.waiter(on: call)
         switch layout {
         case .split:
-            let device = try arena.splitDevice(features: features, queue: queue)
-            handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
-                                             counters, handle, name: deviceThreadName("bare")))
             splitQueue = try window.splitQueue(index: queue, features: features, kick: kickN, call: callW, interruptBypass: true)
         case .packed:
-            features.insert(.ringPacked)
-            let device = try arena.packedDevice(features: features, queue: queue)
-            handle.attach(try spawnNetDevice([NetQueue(index: queue, device: device, call: callN)], kickW, behaviour, deviceCPU,
-                                             counters, handle, name: deviceThreadName("bare")))
             packedQueue = try window.packedQueue(index: queue, features: features, kick: kickN, call: callW, interruptBypass: true)
         }
-        thread = handle
     }
 
     public func takeSplitQueue() -> DriverQueue<SplitDriver, Bell.Notifier, Bell.Waiter>? {

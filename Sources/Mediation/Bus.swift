@@ -76,7 +76,7 @@ public final class VDPABus: @unchecked Sendable {
     }
 
     /// Marks `device` bound to `driver` after matching its class id.
-    func claim<P: VDPAConfigOps>(_ device: P, driver: String) throws(MediationError) {
+    func claim(_ device: any VDPAConfigOps, driver: String) throws(MediationError) {
         let name = device.identity.name
         _ = try match(device.identity.classID, device: name, preferring: driver)
         try lock.withLock { () throws(MediationError) in
@@ -88,7 +88,7 @@ public final class VDPABus: @unchecked Sendable {
         }
     }
 
-    func release<P: VDPAConfigOps>(_ device: P) {
+    func release(_ device: any VDPAConfigOps) {
         device.core.withState { $0.binding = nil }
     }
 

@@ -50,6 +50,31 @@ public enum VDPAQueueState: Sendable, Equatable {
     case packed(PackedQueueState)
 }
 
+/// What a parent instance is made with.
+public struct ParentConfiguration: Sendable {
+    /// The vDPA device's name ("vdpa0").
+    public var name: String
+    public var config: NetConfig
+    /// The device features to offer (nil: the parent's own offer).
+    public var features: VirtioFeatures?
+    /// The transport of the device's kick doorbell and of the callbacks it rings.
+    public var kick: DeviceDoorbell
+    /// The CPU the device thread is pinned to (nil: not pinned).
+    public var deviceCPU: Int32?
+    public var maxQueueSize: Int
+    public var probe: DoorbellProbe
+    public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil, kick: DeviceDoorbell = .eventfd,
+                deviceCPU: Int32? = nil, maxQueueSize: Int = 1024, probe: DoorbellProbe = .current) {
+        self.name = name
+        self.config = config
+        self.features = features
+        self.kick = kick
+        self.deviceCPU = deviceCPU
+        self.maxQueueSize = maxQueueSize
+        self.probe = probe
+    }
+}
+
 /// What one parent instance is: identity and the limits `vdpa mgmtdev show` prints.
 public struct DeviceIdentity: Sendable, Equatable {
     public var name: String
@@ -70,12 +95,22 @@ public struct DeviceIdentity: Sendable, Equatable {
 /// queue setup, identity, config space) are implemented once over ``VDPADeviceCore``;
 /// a parent implements its strategy: how it starts and stops its device, how a kick
 /// reaches it, how interrupts leave it, how addresses are translated, and queue state.
+///
+/// The control plane is a plain object: doorbells cross it as ``DoorbellEndpoint``s (the
+/// notify area handed out, the callbacks installed), never as typed ends, and the datapath
+/// starts through one dispatch point (``VDPADeviceCore``'s device-thread start) that
+/// specialises the device loop. A new parent is one file under Parents/ plus one line in
+/// ``ParentRegistry``.
 public protocol VDPAConfigOps: AnyObject, Sendable {
-    /// The doorbell transport of the simulated device's kicks and interrupts.
-    associatedtype Bell: Doorbell
-    var core: VDPADeviceCore<Bell> { get }
+    var core: VDPADeviceCore { get }
+    /// Makes a parent instance (what a management device's `dev add` or a scenario does).
+    init(_ configuration: ParentConfiguration) throws(MediationError)
     /// The parent driver's name ("vp_vdpa", "vdpa_sim").
     static var parentName: String { get }
+    /// The strategy in one line, for `mgmtdev show`, suites and reports.
+    static var strategy: String { get }
+    /// The ring layouts its devices can run (a legacy device: split only).
+    static var supportedLayouts: [RingLayoutKind] { get }
     /// The ops this parent implements; calling any other one is ``MediationError/unsupportedOp(_:parent:)``.
     static var supportedOps: Set<ConfigOp> { get }
     static var dmaModel: DMAModel { get }
@@ -94,7 +129,7 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     func kickVQ(_ queue: UInt16) throws(MediationError)
     func kickVQWithData(_ data: NotificationData) throws(MediationError)
     /// The doorbell the driver may ring directly (a passthrough notify area), handed out once.
-    func getVQNotification(_ queue: UInt16) throws(MediationError) -> Bell.Notifier
+    func getVQNotification(_ queue: UInt16) throws(MediationError) -> DoorbellEndpoint
     /// The interrupt vector of a queue: present when interrupt bypass is possible.
     func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int
     func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState
@@ -106,13 +141,23 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     func dmaUnmap(iova: UInt64, size: UInt64) throws(MediationError)
 }
 
+extension VDPAConfigOps {
+    /// An instance with the configuration's fields spelled out.
+    public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil, kick: DeviceDoorbell = .eventfd,
+                deviceCPU: Int32? = nil, maxQueueSize: Int = 1024) throws(MediationError) {
+        try self.init(ParentConfiguration(name: name, config: config, features: features, kick: kick, deviceCPU: deviceCPU,
+                                          maxQueueSize: maxQueueSize))
+    }
+}
+
 // Optional ops a parent does not implement answer with a typed error naming the op.
 extension VDPAConfigOps {
     public func require(_ op: ConfigOp) throws(MediationError) {
         guard Self.supportedOps.contains(op) else { throw .unsupportedOp(op, parent: Self.parentName) }
     }
     public func kickVQWithData(_ data: NotificationData) throws(MediationError) { throw .unsupportedOp(.kickVQWithData, parent: Self.parentName) }
-    public func getVQNotification(_ queue: UInt16) throws(MediationError) -> Bell.Notifier { throw .unsupportedOp(.getVQNotification, parent: Self.parentName) }
+    public func getVQNotification(_ queue: UInt16) throws(MediationError) -> DoorbellEndpoint { throw .unsupportedOp(.getVQNotification, parent: Self.parentName) }
+    public static var supportedLayouts: [RingLayoutKind] { [.split, .packed] }
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName) }
     public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { throw .unsupportedOp(.getVQState, parent: Self.parentName) }
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) { throw .unsupportedOp(.setVQState, parent: Self.parentName) }
@@ -141,7 +186,7 @@ extension VDPAConfigOps {
     public func setVQReady(_ queue: UInt16, _ ready: Bool) throws(MediationError) { try core.setVQReady(queue, ready) }
     public func getVQReady(_ queue: UInt16) throws(MediationError) -> Bool { try core.getVQReady(queue) }
     /// The used-buffer callback: the notifier the device rings when a queue has used buffers.
-    public func setVQCallback(_ queue: UInt16, _ callback: Bell.Notifier?) throws(MediationError) {
+    public func setVQCallback(_ queue: UInt16, _ callback: DoorbellEndpoint?) throws(MediationError) {
         try core.setVQCallback(queue, callback)
     }
     public func setConfigCallback(_ callback: (@Sendable () -> Void)?) { core.withState { $0.configCallback = callback } }

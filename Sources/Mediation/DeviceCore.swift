@@ -45,20 +45,21 @@ public struct NetConfig: Sendable, Equatable {
 }
 
 /// One queue as the driver configured it.
-public struct QueueConfig<Notifier>: @unchecked Sendable {
+public struct QueueConfig: Sendable {
     public var size: Int?
     public var addresses: RingAddresses?
     public var ready = false
-    /// The used-buffer callback; moved to the device thread while it runs.
-    public var callback: Notifier?
+    /// The used-buffer callback: the doorbell the device rings when the queue has used
+    /// buffers (the device thread makes its ringing end from it while it runs).
+    public var callback: DoorbellEndpoint?
     /// The position to start from (set_vq_state, or where a stopped device left off).
     public var state: VDPAQueueState?
 }
 
 /// The mutable part of a device, behind the core's lock.
-public struct DeviceState<Bell: Doorbell>: @unchecked Sendable {
+public struct DeviceState: @unchecked Sendable {
     public var machine: StatusMachine
-    public var queues: [QueueConfig<Bell.Notifier>]
+    public var queues: [QueueConfig]
     public var configSpace: [UInt8]
     public var configGeneration: UInt32 = 0
     public var configCallback: (@Sendable () -> Void)?
@@ -67,9 +68,11 @@ public struct DeviceState<Bell: Doorbell>: @unchecked Sendable {
     /// On-chip translation (set_map / dma_map): IOVA → the physical space in `physicalMemory`.
     public var iotlb = IOTLB()
     public var physicalMemory: GuestMemory?
-    /// The device's own doorbell: the driver-facing end and the device thread's end.
-    public var kickNotifier: Bell.Notifier?
-    public var kickWaiter: Bell.Waiter?
+    /// The device's own doorbell, which its thread sleeps on; the control path rings it
+    /// (kick_vq, a prompt stop) unless a driver mapped it as the notify area, after which
+    /// the driver is its one ringer.
+    public let kick: DoorbellEndpoint
+    public var notifyAreaMapped = false
     public var running = false
     public var suspended = false
     /// The bus driver the device is bound to, if any.
@@ -77,26 +80,28 @@ public struct DeviceState<Bell: Doorbell>: @unchecked Sendable {
 }
 
 /// Shared state and ops of one parent instance.
-public final class VDPADeviceCore<Bell: Doorbell>: @unchecked Sendable {
+public final class VDPADeviceCore: @unchecked Sendable {
     public let identity: DeviceIdentity
     public let lock = ControlLock()
-    private var state: DeviceState<Bell>
+    private var state: DeviceState
 
+    /// A device whose kicks arrive on a new doorbell of transport `kick`.
     public init(identity: DeviceIdentity, deviceFeatures: VirtioFeatures, config: NetConfig,
-                bell: Bell.Configuration, probe: DoorbellProbe = .current) throws(MediationError) {
+                kick: DeviceDoorbell, probe: DoorbellProbe = .current) throws(MediationError) {
         self.identity = identity
-        let pair: (Bell.Notifier, Bell.Waiter)
-        do { pair = try Bell.makePair(bell, probe: probe) } catch { throw .doorbell(error) }
         state = DeviceState(machine: StatusMachine(deviceFeatures: deviceFeatures),
                             queues: Array(repeating: QueueConfig(), count: identity.queueCount),
-                            configSpace: config.bytes, kickNotifier: pair.0, kickWaiter: pair.1)
+                            configSpace: config.bytes, kick: try kick.makeEndpoint(probe: probe))
     }
 
-    public func withState<T, E: Error>(_ body: (inout DeviceState<Bell>) throws(E) -> T) throws(E) -> T {
+    public func withState<T, E: Error>(_ body: (inout DeviceState) throws(E) -> T) throws(E) -> T {
         try lock.withLock { () throws(E) -> T in try body(&state) }
     }
 
-    func checkQueue(_ q: UInt16, _ s: DeviceState<Bell>) throws(MediationError) {
+    /// The transport of the device's kick doorbell.
+    public var kickTransport: DoorbellTransport { withState { $0.kick.transport } }
+
+    func checkQueue(_ q: UInt16, _ s: DeviceState) throws(MediationError) {
         guard Int(q) < s.queues.count else { throw .queueOutOfRange(queue: q, queues: s.queues.count) }
     }
 
@@ -157,7 +162,7 @@ public final class VDPADeviceCore<Bell: Doorbell>: @unchecked Sendable {
         }
     }
 
-    func setVQCallback(_ q: UInt16, _ cb: Bell.Notifier?) throws(MediationError) {
+    func setVQCallback(_ q: UInt16, _ cb: DoorbellEndpoint?) throws(MediationError) {
         try withState { (s) throws(MediationError) in
             try checkQueue(q, s)
             if s.running { throw .queueSetupAfterDriverOK(queue: q, op: .setVQCallback) }

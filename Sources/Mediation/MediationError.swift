@@ -64,6 +64,10 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
     case doorbell(DoorbellError)
     /// The device thread could not be started or did not stop in time.
     case deviceThread(reason: String)
+    /// A device's doorbell of a transport no device loop is built for.
+    case unsupportedDeviceDoorbell(transport: String, supported: [String])
+    /// A parent name the registry does not know (the known ones are listed).
+    case unknownParent(String, known: [String])
 
     // MARK: Bus and bindings
     /// No bus driver is registered for the device's class id.
@@ -140,6 +144,10 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .ring(e): return "ring: \(e)"
         case let .doorbell(e): return "doorbell: \(e)"
         case let .deviceThread(reason): return "device thread: \(reason)"
+        case let .unsupportedDeviceDoorbell(transport, supported):
+            return "a device doorbell must be one of \(supported.joined(separator: ", ")), not \(transport)"
+        case let .unknownParent(name, known):
+            return "no parent named '\(name)' (known: \(known.joined(separator: ", ")))"
         case let .noDriverForClass(c, d): return "no bus driver matches class \(c) of device \(d)"
         case let .alreadyBound(d, b): return "device \(d) is already bound to \(b)"
         case let .notBound(d): return "device \(d) is not bound"

@@ -90,27 +90,25 @@ public struct NetDeviceBehaviour: Sendable {
 @usableFromInline typealias NetQueue<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier> = DeviceQueue<Device, Call>
 
 /// What the device thread hands back when it stops.
-public struct NetDeviceStop<Bell: Doorbell, Memory>: @unchecked Sendable {
+public struct NetDeviceStop<Memory>: @unchecked Sendable {
     public var states: [(queue: UInt16, state: VDPAQueueState)] = []
-    public var callbacks: [(queue: UInt16, callback: Bell.Notifier?)] = []
-    public var kickWaiter: Bell.Waiter?
     public var memories: [Memory] = []
     public var error: String?
 }
 
 /// A running device thread and the way to stop it.
-public final class NetDeviceThread<Bell: Doorbell, Memory>: @unchecked Sendable {
+public final class NetDeviceThread<Memory>: @unchecked Sendable {
     let stopFlag = ManagedAtomic<Bool>(false)
-    let result: ResultBox<NetDeviceStop<Bell, Memory>>
+    let result = ResultBox(NetDeviceStop<Memory>())
     private var thread: PinnedThread?
 
-    init(result: ResultBox<NetDeviceStop<Bell, Memory>>) { self.result = result }
+    init() {}
 
     func attach(_ t: PinnedThread) { thread = t }
 
     /// Asks the thread to stop at its next batch boundary (it re-checks at least every
     /// millisecond while asleep, sooner when `wake` rings its doorbell) and waits for it.
-    public func stop(wake: () -> Void = {}) -> NetDeviceStop<Bell, Memory> {
+    public func stop(wake: () -> Void = {}) -> NetDeviceStop<Memory> {
         stopFlag.store(true, ordering: .releasing)
         // A sleeping device thread re-checks within a millisecond anyway; ringing its
         // doorbell makes a stop (suspend, reset) as prompt as a real device's.
@@ -129,67 +127,165 @@ final class ResultBox<T>: @unchecked Sendable {
 /// How long the device thread sleeps before re-checking its stop flag.
 @usableFromInline let deviceStopCheckNanoseconds: UInt64 = 1_000_000
 
+/// A ready queue as the device thread starts it: where its rings are, where it left off,
+/// and the doorbell its used buffers are signalled on.
+struct ReadyQueue {
+    var index: UInt16
+    var size: Int
+    var addresses: RingAddresses
+    var state: VDPAQueueState?
+    var callback: DoorbellEndpoint?
+}
+
+/// Starts a device thread running the virtio-net device loop over `ready`, each device half
+/// reaching memory through `memory`, sleeping on `kick`. The one place a device doorbell's
+/// transport becomes a type: every parent's datapath, and the bare reference's, start here,
+/// so the loop below is specialised for (layout, memory, doorbell) with no witness tables.
+func launchNetDevice<Memory: DeviceMemory>(_ ready: [ReadyQueue], memory: Memory, features: VirtioFeatures,
+                                           kick: DoorbellEndpoint, behaviour: NetDeviceBehaviour, cpu: Int32?,
+                                           counters: NetDeviceCounters, name: String) throws(MediationError) -> NetDeviceThread<Memory> {
+    let handle = NetDeviceThread<Memory>()
+    let launch = NetDeviceLaunch(ready: ready, memory: memory, features: features, behaviour: behaviour, cpu: cpu,
+                                 counters: counters, handle: handle, name: name)
+    do {
+        switch kick.transport {
+        case .busyPoll: try launch.start(BusyPollDoorbell.self, kick)
+        case .eventfd: try launch.start(EventfdDoorbell.self, kick)
+        case .futex: try launch.start(FutexDoorbell.self, kick)
+        case .hybrid(.eventfd): try launch.start(HybridDoorbell<EventfdDoorbell>.self, kick)
+        default: throw MediationError.unsupportedDeviceDoorbell(transport: kick.transport.id, supported: DeviceDoorbell.ids)
+        }
+    } catch let e as MediationError {
+        throw e
+    } catch let e as VirtqueueError {
+        throw .ring(e)
+    } catch let e as DoorbellError {
+        throw .doorbell(e)
+    } catch {
+        throw .deviceThread(reason: "\(error)")
+    }
+    return handle
+}
+
+/// What one device thread starts with, before its doorbell's type is known.
+struct NetDeviceLaunch<Memory: DeviceMemory> {
+    let ready: [ReadyQueue]
+    let memory: Memory
+    let features: VirtioFeatures
+    let behaviour: NetDeviceBehaviour
+    let cpu: Int32?
+    let counters: NetDeviceCounters
+    let handle: NetDeviceThread<Memory>
+    let name: String
+
+    func start<B: EndpointDoorbell>(_ bell: B.Type, _ kick: DoorbellEndpoint) throws {
+        let waiter = try B.waiter(on: kick)
+        if features.contains(.ringPacked) {
+            var queues: [NetQueue<PackedDevice<Memory>, B.Notifier>] = []
+            for q in ready {
+                var st = PackedQueueState()
+                if case let .packed(saved)? = q.state { st = saved }
+                let d = try PackedDevice(queue: q.index, layout: PackedLayout(queueSize: q.size), addresses: q.addresses,
+                                         memory: memory, features: features, state: st)
+                queues.append(NetQueue(index: q.index, device: d, call: try q.callback.map { e throws(DoorbellError) in try B.notifier(on: e) }))
+            }
+            handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name))
+        } else {
+            var queues: [NetQueue<SplitDevice<Memory>, B.Notifier>] = []
+            for q in ready {
+                var st = SplitQueueState()
+                if case let .split(saved)? = q.state { st = saved }
+                let d = try SplitDevice(queue: q.index, layout: SplitLayout(queueSize: q.size), addresses: q.addresses,
+                                        memory: memory, features: features, state: st)
+                queues.append(NetQueue(index: q.index, device: d, call: try q.callback.map { e throws(DoorbellError) in try B.notifier(on: e) }))
+            }
+            handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name))
+        }
+    }
+}
+
 extension VDPADeviceCore {
     /// Starts the device thread over the ready queues (DRIVER_OK or resume), each device
-    /// half reaching memory through `memory`. Takes the kick waiter and the callbacks.
+    /// half reaching memory through `memory`, from where each queue left off.
     func startNetDevice<Memory: DeviceMemory>(memory: Memory, behaviour: NetDeviceBehaviour, cpu: Int32?,
-                                              counters: NetDeviceCounters) throws(MediationError) -> NetDeviceThread<Bell, Memory> {
-        try withState { (s) throws(MediationError) -> NetDeviceThread<Bell, Memory> in
-            let features = s.machine.driverFeatures
-            var ready: [(UInt16, Int, RingAddresses, VDPAQueueState?, Bell.Notifier?)] = []
+                                              counters: NetDeviceCounters) throws(MediationError) -> NetDeviceThread<Memory> {
+        try withState { (s) throws(MediationError) -> NetDeviceThread<Memory> in
+            guard !s.running else { throw .deviceThread(reason: "the device thread of \(identity.name) is already running") }
+            var ready: [ReadyQueue] = []
             for (i, q) in s.queues.enumerated() where q.ready {
-                ready.append((UInt16(i), q.size!, q.addresses!, q.state, q.callback))
+                ready.append(ReadyQueue(index: UInt16(i), size: q.size!, addresses: q.addresses!, state: q.state, callback: q.callback))
             }
-            guard let waiter = s.kickWaiter else { throw .deviceThread(reason: "the device's doorbell waiter is held by a running device thread") }
-            let box = ResultBox(NetDeviceStop<Bell, Memory>())
-            let handle = NetDeviceThread<Bell, Memory>(result: box)
-            let thread: PinnedThread
-            do {
-                if features.contains(.ringPacked) {
-                    var queues: [NetQueue<PackedDevice<Memory>, Bell.Notifier>] = []
-                    for (index, size, addresses, state, cb) in ready {
-                        var st = PackedQueueState()
-                        if case let .packed(saved)? = state { st = saved }
-                        let d = try PackedDevice(queue: index, layout: PackedLayout(queueSize: size), addresses: addresses,
-                                                 memory: memory, features: features, state: st)
-                        queues.append(NetQueue(index: index, device: d, call: cb))
-                    }
-                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: deviceThreadName(identity.name))
-                } else {
-                    var queues: [NetQueue<SplitDevice<Memory>, Bell.Notifier>] = []
-                    for (index, size, addresses, state, cb) in ready {
-                        var st = SplitQueueState()
-                        if case let .split(saved)? = state { st = saved }
-                        let d = try SplitDevice(queue: index, layout: SplitLayout(queueSize: size), addresses: addresses,
-                                                memory: memory, features: features, state: st)
-                        queues.append(NetQueue(index: index, device: d, call: cb))
-                    }
-                    thread = try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: deviceThreadName(identity.name))
-                }
-            } catch let e as VirtqueueError {
-                throw .ring(e)
-            } catch let e as DoorbellError {
-                throw .doorbell(e)
-            } catch {
-                throw .deviceThread(reason: "\(error)")
-            }
-            handle.attach(thread)
-            s.kickWaiter = nil
-            for (index, _, _, _, _) in ready { s.queues[Int(index)].callback = nil }
+            let thread = try launchNetDevice(ready, memory: memory, features: s.machine.driverFeatures, kick: s.kick,
+                                             behaviour: behaviour, cpu: cpu, counters: counters, name: deviceThreadName(identity.name))
             s.running = true
-            return handle
+            return thread
         }
     }
 
-    /// Takes back what a stopped device thread held: the doorbell waiter, the callbacks,
-    /// and each queue's position (so a later start, or get_vq_state, continues from it).
-    func absorb<Memory>(_ stop: NetDeviceStop<Bell, Memory>) {
+    /// Takes back each queue's position from a stopped device thread (so a later start,
+    /// or get_vq_state, continues from it).
+    func absorb<Memory>(_ stop: NetDeviceStop<Memory>) {
         withState { s in
-            if let w = stop.kickWaiter { s.kickWaiter = w }
-            for (q, cb) in stop.callbacks { s.queues[Int(q)].callback = cb }
             for (q, st) in stop.states { s.queues[Int(q)].state = st }
             s.running = false
         }
+    }
+
+    /// Rings the device's own doorbell from the control path (kick_vq when the notify area
+    /// is not mapped). Under the lock, so the control path is the doorbell's one ringer.
+    /// `onlyWhenLive`: ignore the kick unless the device runs and the queue is ready (as
+    /// vdpa_sim's kick_vq does).
+    func ringKick(queue: UInt16, onlyWhenLive: Bool = false) throws(MediationError) {
+        try withState { (s) throws(MediationError) in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard !s.notifyAreaMapped else { throw .notificationAreaTaken(queue: queue) }
+            if onlyWhenLive && !(s.running && s.queues[Int(queue)].ready) { return }
+            try ring(s.kick)
+        }
+    }
+
+    /// Makes a stop prompt: rings the device's doorbell when the control path may (an
+    /// eventfd has any number of writers; a word-backed doorbell mapped by a driver has the
+    /// driver as its one writer, and the device loop sees its stop flag within a
+    /// millisecond anyway).
+    func wakeForStop() {
+        withState { s in
+            if !s.notifyAreaMapped || s.kick.transport == .eventfd {
+                try? ring(s.kick)
+            }
+        }
+    }
+
+    /// The notify area: the device's doorbell, mapped by the one driver that asks.
+    func mapNotifyArea(queue: UInt16) throws(MediationError) -> DoorbellEndpoint {
+        try withState { (s) throws(MediationError) -> DoorbellEndpoint in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard !s.notifyAreaMapped else { throw .notificationAreaTaken(queue: queue) }
+            s.notifyAreaMapped = true
+            return s.kick
+        }
+    }
+}
+
+/// One ring of `endpoint` from the control path, through a typed end made for it.
+func ring(_ endpoint: DoorbellEndpoint) throws(MediationError) {
+    func once<B: EndpointDoorbell>(_: B.Type) throws(DoorbellError) {
+        var n = try B.notifier(on: endpoint)
+        try n.notify()
+    }
+    do throws(DoorbellError) {
+        switch endpoint.transport {
+        case .busyPoll: try once(BusyPollDoorbell.self)
+        case .eventfd: try once(EventfdDoorbell.self)
+        case .futex: try once(FutexDoorbell.self)
+        case .hybrid(.eventfd): try once(HybridDoorbell<EventfdDoorbell>.self)
+        default: break
+        }
+    } catch {
+        throw .doorbell(error)
+    }
+    if DeviceDoorbell.ids.firstIndex(of: endpoint.transport.id) == nil {
+        throw .unsupportedDeviceDoorbell(transport: endpoint.transport.id, supported: DeviceDoorbell.ids)
     }
 }
 
@@ -197,9 +293,9 @@ extension VDPADeviceCore {
 /// the kernel keeps 15 bytes).
 public func deviceThreadName(_ device: String) -> String { "dev:" + device }
 
-func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Bell: Doorbell, Memory: DeviceMemory>(
-    _ queues: [NetQueue<Device, Bell.Notifier>], _ waiter: Bell.Waiter, _ behaviour: NetDeviceBehaviour, _ cpu: Int32?,
-    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Bell, Memory>, name: String
+func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call: DoorbellNotifier, Kick: DoorbellWaiter, Memory: DeviceMemory>(
+    _ queues: [NetQueue<Device, Call>], _ waiter: Kick, _ behaviour: NetDeviceBehaviour, _ cpu: Int32?,
+    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Memory>, name: String
 ) throws(DoorbellError) -> PinnedThread {
     let start = ResultBox((queues, waiter))
     return try PinnedThread(cpu: cpu, name: name) {
@@ -210,12 +306,10 @@ func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Bell:
         let error = runNetDevice(&queues, &kick, behaviour, counters, handle.stopFlag)
         counters.deviceCPUNanoseconds.wrappingIncrement(by: cplatform_thread_cpu_time_ns() &- cpu0, ordering: .relaxed)
         counters.deviceSyscalls.wrappingIncrement(by: syscalls() &- syscalls0, ordering: .relaxed)
-        var out = NetDeviceStop<Bell, Memory>()
+        var out = NetDeviceStop<Memory>()
         out.error = error
-        out.kickWaiter = kick
         for q in queues {
             out.states.append((q.index, q.device.vdpaState))
-            out.callbacks.append((q.index, q.call))
             if let m = q.device as? SplitDevice<Memory> { out.memories.append(m.memory) }
             if let m = q.device as? PackedDevice<Memory> { out.memories.append(m.memory) }
         }
@@ -310,28 +404,9 @@ struct NetService: DeviceLoopService {
 
 /// The device thread's loop: the one device loop with the virtio-net service. Returns why
 /// it stopped early, or nil on a requested stop. A stop is seen within a millisecond: the
-/// loop's sleeps on the kick doorbell last that long at most.
-///
-/// It is reached through the parents' generic code, which the engine cannot specialise
-/// across the module boundary; without these pre-specialisations every pop, push and
-/// translation in the loop went through witness tables (about 4× slower than the bare ring).
+/// loop's sleeps on the kick doorbell last that long at most. Called with concrete types
+/// only from ``launchNetDevice``'s dispatch, so it is specialised there.
 @inlinable
-@_specialize(where Device == SplitDevice<GuestMemory>, Call == BusyPollDoorbell.Notifier, Kick == BusyPollDoorbell.Waiter)
-@_specialize(where Device == SplitDevice<GuestMemory>, Call == EventfdDoorbell.Notifier, Kick == EventfdDoorbell.Waiter)
-@_specialize(where Device == SplitDevice<GuestMemory>, Call == FutexDoorbell.Notifier, Kick == FutexDoorbell.Waiter)
-@_specialize(where Device == SplitDevice<GuestMemory>, Call == HybridDoorbell<EventfdDoorbell>.Notifier, Kick == HybridDoorbell<EventfdDoorbell>.Waiter)
-@_specialize(where Device == PackedDevice<GuestMemory>, Call == BusyPollDoorbell.Notifier, Kick == BusyPollDoorbell.Waiter)
-@_specialize(where Device == PackedDevice<GuestMemory>, Call == EventfdDoorbell.Notifier, Kick == EventfdDoorbell.Waiter)
-@_specialize(where Device == PackedDevice<GuestMemory>, Call == FutexDoorbell.Notifier, Kick == FutexDoorbell.Waiter)
-@_specialize(where Device == PackedDevice<GuestMemory>, Call == HybridDoorbell<EventfdDoorbell>.Notifier, Kick == HybridDoorbell<EventfdDoorbell>.Waiter)
-@_specialize(where Device == SplitDevice<SoftwareIOTLBMemory>, Call == BusyPollDoorbell.Notifier, Kick == BusyPollDoorbell.Waiter)
-@_specialize(where Device == SplitDevice<SoftwareIOTLBMemory>, Call == EventfdDoorbell.Notifier, Kick == EventfdDoorbell.Waiter)
-@_specialize(where Device == SplitDevice<SoftwareIOTLBMemory>, Call == FutexDoorbell.Notifier, Kick == FutexDoorbell.Waiter)
-@_specialize(where Device == SplitDevice<SoftwareIOTLBMemory>, Call == HybridDoorbell<EventfdDoorbell>.Notifier, Kick == HybridDoorbell<EventfdDoorbell>.Waiter)
-@_specialize(where Device == PackedDevice<SoftwareIOTLBMemory>, Call == BusyPollDoorbell.Notifier, Kick == BusyPollDoorbell.Waiter)
-@_specialize(where Device == PackedDevice<SoftwareIOTLBMemory>, Call == EventfdDoorbell.Notifier, Kick == EventfdDoorbell.Waiter)
-@_specialize(where Device == PackedDevice<SoftwareIOTLBMemory>, Call == FutexDoorbell.Notifier, Kick == FutexDoorbell.Waiter)
-@_specialize(where Device == PackedDevice<SoftwareIOTLBMemory>, Call == HybridDoorbell<EventfdDoorbell>.Notifier, Kick == HybridDoorbell<EventfdDoorbell>.Waiter)
 func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: DoorbellWaiter>(
     _ queues: inout [NetQueue<Device, Call>], _ kick: inout Kick, _ behaviour: NetDeviceBehaviour,
     _ counters: NetDeviceCounters, _ stop: ManagedAtomic<Bool>

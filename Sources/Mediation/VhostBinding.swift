@@ -41,8 +41,9 @@ public let vhostFileUnbind: Int32 = -1
 
 /// The messages a vhost consumer sends (vhost and vhost-vdpa ioctls, vhost-user requests).
 /// A kick fd travels as its descriptor number (as `struct vhost_vring_file` carries it), a
-/// call fd as the ringing end of the consumer's interrupt doorbell.
-public enum VhostMessage<Bell: Doorbell>: @unchecked Sendable {
+/// call fd as the consumer's interrupt doorbell's endpoint (an eventfd's, as vhost has it,
+/// or a shared word's).
+public enum VhostMessage: Sendable {
     case setOwner
     case resetOwner
     case getFeatures
@@ -63,7 +64,7 @@ public enum VhostMessage<Bell: Doorbell>: @unchecked Sendable {
     case getVringBase(queue: UInt16)
     /// The queue's kick eventfd (made by ``WakeupEventfd``), or ``vhostFileUnbind``.
     case setVringKick(queue: UInt16, fd: Int32)
-    case setVringCall(queue: UInt16, Bell.Notifier?)
+    case setVringCall(queue: UInt16, DoorbellEndpoint?)
     case setVringEnable(queue: UInt16, Bool)
     /// The notify area to map (the mmap of vhost-vdpa's notify page).
     case getVringNotification(queue: UInt16)
@@ -101,22 +102,22 @@ public enum VhostMessage<Bell: Doorbell>: @unchecked Sendable {
 }
 
 /// What a message answers.
-public enum VhostReply<Bell: Doorbell>: @unchecked Sendable {
+public enum VhostReply: Sendable {
     case done
     case features(VirtioFeatures)
     case status(DeviceStatus)
     case value(UInt64)
     case bytes([UInt8])
     case vringBase(VDPAQueueState)
-    case notification(Bell.Notifier)
+    case notification(DoorbellEndpoint)
 }
 
 /// vhost's poll on a kick fd, as vhost-vdpa runs it (no worker): a wait entry on the kick
 /// eventfd whose wake-up calls kick_vq on the thread whose write signalled the fd, before
 /// that write's notify returns. No thread of ours is involved and the fd's counter is never
 /// read; a kick_vq that fails is recorded, as the writer's write(2) succeeded regardless.
-final class VhostKickPoll<P: VDPAConfigOps>: WakeupEventfd.WaitEntry, @unchecked Sendable {
-    let device: P
+final class VhostKickPoll: WakeupEventfd.WaitEntry, @unchecked Sendable {
+    let device: any VDPAConfigOps
     let queue: UInt16
     let file: WakeupEventfd.File
     /// kick_vq calls this poll made.
@@ -124,7 +125,7 @@ final class VhostKickPoll<P: VDPAConfigOps>: WakeupEventfd.WaitEntry, @unchecked
     private let failureLock = ControlLock()
     private var failures: [String] = []
 
-    init(device: P, queue: UInt16, file: WakeupEventfd.File) {
+    init(device: any VDPAConfigOps, queue: UInt16, file: WakeupEventfd.File) {
         self.device = device
         self.queue = queue
         self.file = file
@@ -157,8 +158,8 @@ final class VhostKickPoll<P: VDPAConfigOps>: WakeupEventfd.WaitEntry, @unchecked
 }
 
 /// A device bound to the vhost bus driver, answering one consumer's messages.
-public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
-    public let device: P
+public final class VhostBinding: @unchecked Sendable {
+    public let device: any VDPAConfigOps
     public let bus: VDPABus
     private let lock = ControlLock()
     private var owned = false
@@ -168,7 +169,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     /// Platform-IOMMU parents: IOTLB entries beyond the identity map of the memory table.
     private var platformDomain: [GuestRegion] = []
     /// The poll on each queue's kick fd.
-    private var kickPolls: [UInt16: VhostKickPoll<P>] = [:]
+    private var kickPolls: [UInt16: VhostKickPoll] = [:]
     /// What polls that have stopped delivered, and why any kick_vq of theirs failed.
     private var stoppedPollKicks: UInt64 = 0
     private var stoppedPollFailures: [String] = []
@@ -179,7 +180,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     public static var physicalOffset: UInt64 { 0x100_0000_0000 }
 
     /// Claims `device` for the vhost bus driver (its class must match).
-    public init(device: P, bus: VDPABus) throws(MediationError) {
+    public init(device: any VDPAConfigOps, bus: VDPABus) throws(MediationError) {
         self.device = device
         self.bus = bus
         try timed("bind", into: &timingLog) { () throws(MediationError) in try bus.claim(device, driver: BusDriver.vhost.name) }
@@ -207,8 +208,8 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     /// Handles one message on the caller's thread; a wrong one is a typed error and leaves
     /// the device as it was.
     @discardableResult
-    public func handle(_ message: VhostMessage<P.Bell>) throws(MediationError) -> VhostReply<P.Bell> {
-        try lock.withLock { () throws(MediationError) -> VhostReply<P.Bell> in
+    public func handle(_ message: VhostMessage) throws(MediationError) -> VhostReply {
+        try lock.withLock { () throws(MediationError) -> VhostReply in
             let t0 = cplatform_monotonic_ns()
             let reply = try dispatch(message)
             timingLog.append(LifecycleTiming(operation: message.name, nanoseconds: cplatform_monotonic_ns() &- t0))
@@ -216,7 +217,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
         }
     }
 
-    private func dispatch(_ message: VhostMessage<P.Bell>) throws(MediationError) -> VhostReply<P.Bell> {
+    private func dispatch(_ message: VhostMessage) throws(MediationError) -> VhostReply {
         if case .setOwner = message {
             guard !owned else { throw .vhostMessageOutOfOrder(message: message.name, requires: "no owner (the device already has one)") }
             owned = true
@@ -326,7 +327,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
         } catch {
             throw .mapping(error)
         }
-        switch P.dmaModel {
+        switch type(of: device).dmaModel {
         case .platformIOMMU:
             device.core.attachPlatformIOMMU(spaces.guest)
         case .onChip:
@@ -348,7 +349,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
         } catch {
             throw .vhostAddressUnmapped(address: guestAddress, length: size)
         }
-        switch P.dmaModel {
+        switch type(of: device).dmaModel {
         case .onChip:
             try device.dmaMap(IOTLB.Mapping(iova: iova, size: size, gpa: guestAddress &+ Self.physicalOffset, access: access))
         case .platformIOMMU:
@@ -366,7 +367,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     /// VHOST_IOTLB_INVALIDATE: dma_unmap, or the entry removed from the platform domain.
     private func iotlbInvalidate(iova: UInt64, size: UInt64) throws(MediationError) {
         guard let space = guestSpace else { throw .vhostMessageOutOfOrder(message: "VHOST_IOTLB_INVALIDATE", requires: "VHOST_SET_MEM_TABLE") }
-        switch P.dmaModel {
+        switch type(of: device).dmaModel {
         case .onChip:
             try device.dmaUnmap(iova: iova, size: size)
         case .platformIOMMU:
@@ -418,7 +419,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
             do throws(DoorbellError) { file = try WakeupEventfd.fget(fd) } catch { throw .kickFdRejected(queue: queue, fd: fd, error) }
         }
         if let f = file, let current = kickPolls[queue], current.file.isSame(as: f) { return }
-        var poll: VhostKickPoll<P>?
+        var poll: VhostKickPoll?
         if let f = file {
             let p = VhostKickPoll(device: device, queue: queue, file: f)
             do throws(DoorbellError) { try p.start() } catch { throw .kickFdRejected(queue: queue, fd: fd, error) }
@@ -429,7 +430,7 @@ public final class VhostBinding<P: VDPAConfigOps>: @unchecked Sendable {
     }
 
     /// Stops a poll and keeps what it delivered.
-    private func retire(_ poll: VhostKickPoll<P>) {
+    private func retire(_ poll: VhostKickPoll) {
         poll.stop()
         // relaxed is enough: stop()'s acquire wait for the writers ordered their increments before it.
         stoppedPollKicks &+= poll.delivered.load(ordering: .relaxed)

@@ -39,19 +39,20 @@ public struct VhostKick<Mapped: DoorbellNotifier>: DoorbellNotifier {
 }
 
 /// A queue brought up through the `vhost` binding.
-public typealias VhostQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> = DriverQueue<Driver, VhostKick<P.Bell.Notifier>, P.Bell.Waiter>
+public typealias VhostQueue<Driver: VirtqueueDriverHalf, B: EndpointDoorbell> = DriverQueue<Driver, VhostKick<B.Notifier>, B.Waiter>
 
-/// The consumer: guest memory, bring-up by messages, then its queues.
-public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
-    public let binding: VhostBinding<P>
+/// The consumer: guest memory, bring-up by messages, then its queues. `B` is the transport
+/// of its interrupts (and of the notify area, when it maps one).
+public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
+    public let binding: VhostBinding
     public let features: VirtioFeatures
     public let layout: RingLayoutKind
     /// The guest memory behind each queue, shared with the binding through its memfd.
     public let arenas: [UInt16: QueueArena]
     /// Bring-up as the consumer saw it: `allocate_rings`, then `bring_up` (the whole message sequence).
     public private(set) var timings: [LifecycleTiming] = []
-    private var splitQueues: [UInt16: VhostQueue<SplitDriver, P>] = [:]
-    private var packedQueues: [UInt16: VhostQueue<PackedDriver, P>] = [:]
+    private var splitQueues: [UInt16: VhostQueue<SplitDriver, B>] = [:]
+    private var packedQueues: [UInt16: VhostQueue<PackedDriver, B>] = [:]
 
     /// Guest address of queue `q`'s arena: queues get disjoint windows of guest memory.
     public static func guestBase(_ q: UInt16) -> UInt64 { 0x1_0000_0000 &* (UInt64(q) &+ 1) }
@@ -60,11 +61,13 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
     /// memory table, then per queue num, base, addresses, kick, call and enable, and
     /// DRIVER_OK. `mapNotifyArea` false makes every kick go through the kick eventfd even
     /// when the parent could pass its doorbell through.
-    public init(binding: VhostBinding<P>, layout: RingLayoutKind, queues: [UInt16], queueSize: Int, bufferSize: Int = 2048,
+    public init(binding: VhostBinding, layout: RingLayoutKind, queues: [UInt16], queueSize: Int, bufferSize: Int = 2048,
                 wantedFeatures: VirtioFeatures = [.version1, .indirectDescriptors, .eventIndex, .accessPlatform],
-                callBell: P.Bell.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current,
+                callBell: B.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current,
                 mapNotifyArea: Bool = true) throws {
         self.binding = binding
+        // What the consumer knows of the parent: the ops it answers (vhost-vdpa's backend features).
+        let supportedOps = type(of: binding.device).supportedOps
         self.layout = layout
         // The guest memory is allocated (and zeroed) first and timed on its own; bring_up
         // is the message sequence alone.
@@ -100,10 +103,10 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
             }
             try binding.handle(.setMemTable(regions))
 
-            var direct: DriverDoorbell<P.Bell.Notifier>?
-            if mapNotifyArea, P.supportedOps.contains(.getVQNotification), let first = queues.first,
-               case let .notification(n) = try binding.handle(.getVringNotification(queue: first)) {
-                direct = DriverDoorbell(n)
+            var direct: DriverDoorbell<B.Notifier>?
+            if mapNotifyArea, supportedOps.contains(.getVQNotification), let first = queues.first,
+               case let .notification(area) = try binding.handle(.getVringNotification(queue: first)) {
+                direct = DriverDoorbell(try B.notifier(on: area))
             }
             for q in queues {
                 let window = try QueueWindow(arena: arenas[q]!, base: Self.guestBase(q))
@@ -116,10 +119,11 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
                     try binding.handle(.setVringKick(queue: q, fd: n.fd))
                     kick.eventfd = n
                 }
-                let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
-                try binding.handle(.setVringCall(queue: q, callN))
+                let call = try B.makeEndpoint(callBell, probe: probe)
+                let callW = try B.waiter(on: call)
+                try binding.handle(.setVringCall(queue: q, call))
                 try binding.handle(.setVringEnable(queue: q, true))
-                let bypass = P.supportedOps.contains(.getVQIRQ)
+                let bypass = supportedOps.contains(.getVQIRQ)
                 switch layout {
                 case .split:
                     splitQueues[q] = try window.splitQueue(index: q, features: negotiated, kick: kick, call: callW, interruptBypass: bypass)
@@ -136,8 +140,8 @@ public final class VhostFrontend<P: VDPAConfigOps>: @unchecked Sendable {
     }
 
     /// Hands queue `q` to the thread that will drive it (once).
-    public func takeSplitQueue(_ q: UInt16) -> VhostQueue<SplitDriver, P>? { splitQueues.removeValue(forKey: q) }
-    public func takePackedQueue(_ q: UInt16) -> VhostQueue<PackedDriver, P>? { packedQueues.removeValue(forKey: q) }
+    public func takeSplitQueue(_ q: UInt16) -> VhostQueue<SplitDriver, B>? { splitQueues.removeValue(forKey: q) }
+    public func takePackedQueue(_ q: UInt16) -> VhostQueue<PackedDriver, B>? { packedQueues.removeValue(forKey: q) }
 
     /// The consumer leaves: VHOST_RESET_OWNER stops the device and the polls on its kick
     /// fds; the binding unmaps the memory table.

@@ -17,10 +17,12 @@ public final class DriverDoorbell<N: DoorbellNotifier>: @unchecked Sendable {
 
 /// A queue's kick as the driver sees it: a store to the passed-through doorbell, or a
 /// kick_vq call into the parent (which may trap to a worker).
-public struct VirtioKick<P: VDPAConfigOps>: DoorbellNotifier {
-    @usableFromInline let device: P
+public struct VirtioKick<Direct: DoorbellNotifier>: DoorbellNotifier {
+    /// The parent, for kick_vq: a control op (it may trap to a worker), reached through the
+    /// parent's plain control-plane object.
+    @usableFromInline let device: any VDPAConfigOps
     @usableFromInline let queue: UInt16
-    @usableFromInline let direct: DriverDoorbell<P.Bell.Notifier>?
+    @usableFromInline let direct: DriverDoorbell<Direct>?
     @usableFromInline var tally = DoorbellCounters()
     public var counters: DoorbellCounters { tally }
 
@@ -60,20 +62,22 @@ public struct DriverQueue<Driver: VirtqueueDriverHalf, Kick: DoorbellNotifier, C
     public let interruptBypass: Bool
 }
 
-/// A queue brought up by the `virtio` binding: kicks through the parent.
-public typealias VirtioQueue<Driver: VirtqueueDriverHalf, P: VDPAConfigOps> = DriverQueue<Driver, VirtioKick<P>, P.Bell.Waiter>
+/// A queue brought up by the `virtio` binding over doorbells of transport `B`: kicks through the parent.
+public typealias VirtioQueue<Driver: VirtqueueDriverHalf, B: EndpointDoorbell> = DriverQueue<Driver, VirtioKick<B.Notifier>, B.Waiter>
 
-/// A device bound to the virtio bus driver, with its queues set up.
-public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
-    public let device: P
+/// A device bound to the virtio bus driver, with its queues set up. `B` is the transport of
+/// the driver's ends: the interrupts it waits on, and the notify area when it maps one (it
+/// must then be the device's kick transport).
+public final class VirtioBinding<B: EndpointDoorbell>: @unchecked Sendable {
+    public let device: any VDPAConfigOps
     public let bus: VDPABus
     public let features: VirtioFeatures
     public let layout: RingLayoutKind
     public private(set) var timings: [LifecycleTiming] = []
     /// Memory behind each queue (kept alive while bound).
     public let arenas: [UInt16: QueueArena]
-    private var splitQueues: [UInt16: VirtioQueue<SplitDriver, P>] = [:]
-    private var packedQueues: [UInt16: VirtioQueue<PackedDriver, P>] = [:]
+    private var splitQueues: [UInt16: VirtioQueue<SplitDriver, B>] = [:]
+    private var packedQueues: [UInt16: VirtioQueue<PackedDriver, B>] = [:]
 
     /// IOVA of queue `q`'s arena: queues get disjoint device-visible windows.
     public static func iovaBase(_ q: UInt16) -> UInt64 { 0x1_0000_0000 &* (UInt64(q) &+ 1) }
@@ -83,9 +87,10 @@ public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
 
     /// Binds `device` and brings it up: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK
     /// (re-read), address space, each queue, DRIVER_OK (virtio 1.2 §3.1.1).
-    public init(device: P, bus: VDPABus, layout: RingLayoutKind, queues: [UInt16], queueSize: Int, bufferSize: Int = 2048,
+    public init(device: any VDPAConfigOps, bus: VDPABus, layout: RingLayoutKind, queues: [UInt16], queueSize: Int, bufferSize: Int = 2048,
                 wantedFeatures: VirtioFeatures = [.version1, .indirectDescriptors, .eventIndex, .accessPlatform],
-                callBell: P.Bell.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current) throws {
+                callBell: B.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current) throws {
+        let parent = type(of: device)
         self.device = device
         self.bus = bus
         self.layout = layout
@@ -127,7 +132,7 @@ public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
             let iovaSpace = try GuestMemory(regions: iovaRegions)
             let physicalSpace = try GuestMemory(regions: physicalRegions)
             try timed("dma_setup", into: &timings) { () throws(MediationError) in
-                switch P.dmaModel {
+                switch parent.dmaModel {
                 case .platformIOMMU:
                     device.core.attachPlatformIOMMU(iovaSpace)
                 case .onChip:
@@ -137,16 +142,17 @@ public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
             }
 
             // The notify area, when passed through, is mapped once and shared by the queues.
-            var direct: DriverDoorbell<P.Bell.Notifier>?
-            if P.supportedOps.contains(.getVQNotification), let first = queues.first {
-                direct = DriverDoorbell(try device.getVQNotification(first))
+            var direct: DriverDoorbell<B.Notifier>?
+            if parent.supportedOps.contains(.getVQNotification), let first = queues.first {
+                direct = DriverDoorbell(try B.notifier(on: device.getVQNotification(first)))
             }
             for q in queues {
                 let window = try QueueWindow(arena: arenas[q]!, base: Self.iovaBase(q))
                 try device.setVQNum(q, queueSize)
                 try device.setVQAddress(q, window.addresses)
-                let (callN, callW) = try P.Bell.makePair(callBell, probe: probe)
-                try device.setVQCallback(q, callN)
+                let call = try B.makeEndpoint(callBell, probe: probe)
+                let callW = try B.waiter(on: call)
+                try device.setVQCallback(q, call)
                 let bypass = (try? device.getVQIRQ(q)) != nil
                 let kick = VirtioKick(device: device, queue: q, direct: direct)
                 switch layout {
@@ -170,8 +176,8 @@ public final class VirtioBinding<P: VDPAConfigOps>: @unchecked Sendable {
     }
 
     /// Hands the split queue `q` to the thread that will drive it (once).
-    public func takeSplitQueue(_ q: UInt16) -> VirtioQueue<SplitDriver, P>? { splitQueues.removeValue(forKey: q) }
-    public func takePackedQueue(_ q: UInt16) -> VirtioQueue<PackedDriver, P>? { packedQueues.removeValue(forKey: q) }
+    public func takeSplitQueue(_ q: UInt16) -> VirtioQueue<SplitDriver, B>? { splitQueues.removeValue(forKey: q) }
+    public func takePackedQueue(_ q: UInt16) -> VirtioQueue<PackedDriver, B>? { packedQueues.removeValue(forKey: q) }
 
     /// Resets the device (stopping its thread) and releases it from the bus.
     public func unbind() {

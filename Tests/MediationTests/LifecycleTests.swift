@@ -28,8 +28,7 @@ func noDescriptorsLeaked(since before: Int) -> Bool {
 }
 
 let simFactory: DeviceFactory = { (name, config, features) throws(MediationError) in
-    try VDPASim<EventfdDoorbell>(name: name, config: config, features: features.map { VirtioFeatures(rawValue: $0) },
-                                 bell: (), deviceCPU: 1)
+    try VDPASim(name: name, config: config, features: features.map { VirtioFeatures(rawValue: $0) }, deviceCPU: 1)
 }
 
 extension MediationSuites {
@@ -42,12 +41,12 @@ extension MediationSuites {
             parent.register(MdevType(name: "vdpa_sim-net", classID: .net, maxInstances: 2), factory: simFactory)
             #expect(try parent.availableInstances("vdpa_sim-net") == 2)
             let guid = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001"
-            let device = try #require(try parent.create(type: "vdpa_sim-net", guid: guid) as? VDPASim<EventfdDoorbell>)
+            let device = try #require(try parent.create(type: "vdpa_sim-net", guid: guid) as? VDPASim)
             #expect(try parent.availableInstances("vdpa_sim-net") == 1)
             #expect(bus.deviceNames == [guid])
             #expect(try bus.match(.net, device: guid).name == "virtio")
 
-            let binding = try VirtioBinding(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 64, callBell: ())
+            let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 64, callBell: ())
             var tx = try #require(binding.takeSplitQueue(1))
             let sent = tx.transmit(packets: 10_000, payloadBytes: 64, batch: 16)
             #expect(sent.errors == [] && sent.packets == 10_000)
@@ -84,7 +83,7 @@ extension MediationSuites {
 
     static func simManagementDevice(_ name: String) -> ManagementDevice {
         ManagementDevice(attributes: ManagementDeviceAttributes(name: name, supportedClasses: [.net], maxSupportedQueuePairs: 4,
-                                                                supportedFeatures: VDPASim<EventfdDoorbell>.offeredFeatures.rawValue),
+                                                                supportedFeatures: VDPASim.offeredFeatures.rawValue),
                          factory: simFactory)
     }
 
@@ -96,7 +95,7 @@ extension MediationSuites {
             tool.register(Self.simManagementDevice("vdpasim_net"))
             #expect(tool.mgmtdevShow().map(\.name) == ["vdpasim_net"])
             let device = try #require(try tool.devAdd(name: "vdpa0", mgmtdev: "vdpasim_net", mac: [0x00, 0xe8, 0xca, 0x11, 0xbe, 0x05],
-                                                      mtu: 9000, maxVQP: 2) as? VDPASim<EventfdDoorbell>)
+                                                      mtu: 9000, maxVQP: 2) as? VDPASim)
             let config = try tool.devConfigShow(name: "vdpa0")
             #expect(config.mac == [0x00, 0xe8, 0xca, 0x11, 0xbe, 0x05] && config.mtu == 9000 && config.maxQueuePairs == 2 && config.linkUp)
             #expect(device.identity.queueCount == 4)
@@ -111,7 +110,7 @@ extension MediationSuites {
                 try tool.devAdd(name: "f", mgmtdev: "vdpasim_net", deviceFeatures: VirtioFeatures([.version1, .inOrder]).rawValue)
             }
 
-            let binding = try VirtioBinding(device: device, bus: bus, layout: .packed, queues: [0, 1], queueSize: 64, callBell: ())
+            let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .packed, queues: [0, 1], queueSize: 64, callBell: ())
             var rx = try #require(binding.takePackedQueue(0))
             let got = rx.receive(packets: 10_000, batch: 16, expectedBytes: 64)
             #expect(got.errors == [] && got.packets == 10_000)

@@ -15,10 +15,10 @@ extension MediationSuites {
     @Test(arguments: RingLayoutKind.allCases)
     func mappingsChangeWhileTheDeviceRunsAndTakeEffectAtOnce(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
-        let device = try VDPASim<EventfdDoorbell>(name: "sim", bell: (), deviceCPU: 1)
-        let binding = try VirtioBinding(device: device, bus: bus, layout: layout, queues: [0, 1], queueSize: 256, callBell: ())
-        let txBase = VirtioBinding<VDPASim<EventfdDoorbell>>.iovaBase(1)
-        let physical = VirtioBinding<VDPASim<EventfdDoorbell>>.physicalBase(1)
+        let device = try VDPASim(name: "sim", deviceCPU: 1)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: layout, queues: [0, 1], queueSize: 256, callBell: ())
+        let txBase = VirtioBinding<EventfdDoorbell>.iovaBase(1)
+        let physical = VirtioBinding<EventfdDoorbell>.physicalBase(1)
         let windowBytes = UInt64(binding.arenas[1]!.region.size)
 
         // Churn: another thread maps and unmaps an unrelated window as fast as it can.
@@ -39,7 +39,7 @@ extension MediationSuites {
             }
         }
 
-        func run<D: VirtqueueDriverHalf>(_ tx: inout VirtioQueue<D, VDPASim<EventfdDoorbell>>) throws {
+        func run<D: VirtqueueDriverHalf>(_ tx: inout VirtioQueue<D, EventfdDoorbell>) throws {
             let first = tx.transmit(packets: 200_000, payloadBytes: 64, batch: 32)
             #expect(first.errors == [] && first.packets == 200_000)
 

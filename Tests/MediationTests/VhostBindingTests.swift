@@ -21,16 +21,16 @@ struct ConsumerReport: @unchecked Sendable {
 }
 
 /// Runs a consumer on CPU 0: bring-up through `binding`, then `packets` each way.
-func runVhostConsumer<P: VDPAConfigOps>(_ binding: VhostBinding<P>, layout: RingLayoutKind, packets: Int,
-                                        callBell: P.Bell.Configuration, mapNotifyArea: Bool = true) throws -> ConsumerReport {
+func runVhostConsumer(_ binding: VhostBinding, layout: RingLayoutKind, packets: Int,
+                      callBell: Void = (), mapNotifyArea: Bool = true) throws -> ConsumerReport {
     let box = ResultBox(ConsumerReport())
     let bell = ResultBox(callBell)
     let thread = try PinnedThread(cpu: 0) {
         do {
-            let frontend = try VhostFrontend(binding: binding, layout: layout, queues: [0, 1], queueSize: 256,
+            let frontend = try VhostFrontend<EventfdDoorbell>(binding: binding, layout: layout, queues: [0, 1], queueSize: 256,
                                              bufferSize: 2048, callBell: bell.value, mapNotifyArea: mapNotifyArea)
             box.value.bringUpNanoseconds = frontend.timings.first { $0.operation == "bring_up" }?.nanoseconds ?? 0
-            func run<D: VirtqueueDriverHalf>(_ rx: inout VhostQueue<D, P>, _ tx: inout VhostQueue<D, P>) {
+            func run<D: VirtqueueDriverHalf>(_ rx: inout VhostQueue<D, EventfdDoorbell>, _ tx: inout VhostQueue<D, EventfdDoorbell>) {
                 box.value.passthrough = tx.kick.isPassthrough
                 box.value.sent = tx.transmit(packets: packets, payloadBytes: 64, batch: 32)
                 box.value.received = rx.receive(packets: packets, batch: 32, expectedBytes: 64)
@@ -68,7 +68,7 @@ extension MediationSuites {
     @Test(arguments: RingLayoutKind.allCases)
     func vpVDPAUnderVhostPassesAMillionPacketsEachWayWithAMappedDoorbell(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
-        let device = try VPVDPA<EventfdDoorbell>(name: "vdpa0", bell: (), deviceCPU: 1)
+        let device = try VPVDPA(name: "vdpa0", deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: bus)
         #expect(device.boundTo == "vhost")
         let report = try runVhostConsumer(binding, layout: layout, packets: packetCount, callBell: ())
@@ -88,7 +88,7 @@ extension MediationSuites {
     @Test(arguments: RingLayoutKind.allCases)
     func vdpaSimUnderVhostPassesAMillionPacketsEachWayWithKicksThroughTheKickFd(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
-        let device = try VDPASim<EventfdDoorbell>(name: "vdpa1", bell: (), deviceCPU: 1)
+        let device = try VDPASim(name: "vdpa1", deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: bus)
         let report = try runVhostConsumer(binding, layout: layout, packets: packetCount, callBell: ())
         expectMillionEachWay(report, device.counters, packets: packetCount)
@@ -103,7 +103,7 @@ extension MediationSuites {
     }
 
     @Test func vpVDPAKicksGoThroughTheKickFdWhenTheNotifyAreaIsNotMapped() throws {
-        let device = try VPVDPA<EventfdDoorbell>(name: "vdpa0", bell: (), deviceCPU: 1)
+        let device = try VPVDPA(name: "vdpa0", deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: VDPABus())
         let report = try runVhostConsumer(binding, layout: .split, packets: 100_000, callBell: (), mapNotifyArea: false)
         expectMillionEachWay(report, device.counters, packets: 100_000)
@@ -115,7 +115,7 @@ extension MediationSuites {
     }
 
     @Test func messagesOutOfOrderAndBadMemoryAreTypedErrors() throws {
-        let device = try VDPASim<EventfdDoorbell>(name: "s", bell: ())
+        let device = try VDPASim(name: "s")
         let bus = VDPABus()
         let binding = try VhostBinding(device: device, bus: bus)
         #expect(throws: MediationError.vhostMessageOutOfOrder(message: "VHOST_GET_FEATURES", requires: "VHOST_SET_OWNER")) {
@@ -164,14 +164,14 @@ extension MediationSuites {
         }
         // A device bound to vhost cannot also be bound to virtio.
         #expect(throws: MediationError.alreadyBound(device: "s", binding: "vhost")) {
-            _ = try VirtioBinding(device: device, bus: bus, layout: .split, queues: [0], queueSize: 64, callBell: ())
+            _ = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .split, queues: [0], queueSize: 64, callBell: ())
         }
         binding.unbind()
         #expect(device.boundTo == nil)
     }
 
     @Test func vdpaSimQueueStateTravelsThroughVhostMessages() throws {
-        let device = try VDPASim<EventfdDoorbell>(name: "s", bell: (), deviceCPU: 1)
+        let device = try VDPASim(name: "s", deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: VDPABus())
         let report = try runVhostConsumerKeepingDevice(binding, packets: 10_000)
         #expect(report.setupError == nil)
@@ -188,7 +188,7 @@ extension MediationSuites {
         for round in 0..<4 where !clean {
             let before = openDescriptorCount()
             do {
-                let device = try VDPASim<EventfdDoorbell>(name: "leak", bell: (), deviceCPU: 1)
+                let device = try VDPASim(name: "leak", deviceCPU: 1)
                 let binding = try VhostBinding(device: device, bus: VDPABus())
                 let report = try runVhostConsumer(binding, layout: .packed, packets: 10_000, callBell: ())
                 #expect(report.setupError == nil && report.sent.packets == 10_000)
@@ -204,12 +204,11 @@ extension MediationSuites {
 /// A consumer that suspends the device after traffic and reads each queue's position back
 /// with VHOST_GET_VRING_BASE: the transmit queue's avail and used positions equal the
 /// packets sent.
-func runVhostConsumerKeepingDevice<P: VDPAConfigOps>(_ binding: VhostBinding<P>, packets: Int) throws -> ConsumerReport
-where P.Bell == EventfdDoorbell {
+func runVhostConsumerKeepingDevice(_ binding: VhostBinding, packets: Int) throws -> ConsumerReport {
     let box = ResultBox(ConsumerReport())
     let thread = try PinnedThread(cpu: 0) {
         do {
-            let frontend = try VhostFrontend(binding: binding, layout: .split, queues: [0, 1], queueSize: 256, callBell: ())
+            let frontend = try VhostFrontend<EventfdDoorbell>(binding: binding, layout: .split, queues: [0, 1], queueSize: 256, callBell: ())
             var tx = frontend.takeSplitQueue(1)!
             box.value.sent = tx.transmit(packets: packets, payloadBytes: 64, batch: 32)
             try binding.handle(.suspend)

@@ -32,23 +32,25 @@ func threadNames() -> [Int32: String] {
 
 /// A parent that only counts: each kick_vq per queue, and the threads that ran them.
 final class KickCountingParent: VDPAConfigOps, @unchecked Sendable {
-    typealias Bell = EventfdDoorbell
-    let core: VDPADeviceCore<EventfdDoorbell>
+    let core: VDPADeviceCore
     let counters = NetDeviceCounters()
     private let lock = ControlLock()
     private var perQueue: [UInt16: UInt64] = [:]
     private var threads: Set<Int32> = []
 
     static var parentName: String { "kick_counter" }
+    static var strategy: String { "counts kick_vq calls" }
     static var supportedOps: Set<ConfigOp> { ConfigOp.mandatory }
     static var dmaModel: DMAModel { .onChip }
     static var offeredFeatures: VirtioFeatures { [.version1] }
     static var modelParameters: [ModelParameter] { [] }
 
-    init() throws(MediationError) {
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: "kicks", classID: .net, vendorID: 0, queueCount: 2, maxQueueSize: 256),
-                                  deviceFeatures: Self.offeredFeatures, config: NetConfig(), bell: ())
+    init(_ c: ParentConfiguration) throws(MediationError) {
+        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0, queueCount: 2, maxQueueSize: 256),
+                                  deviceFeatures: Self.offeredFeatures, config: NetConfig(), kick: c.kick)
     }
+
+    convenience init() throws(MediationError) { try self.init(ParentConfiguration(name: "kicks")) }
 
     func startDevice() throws(MediationError) {}
     func stopDevice() {}
@@ -76,7 +78,7 @@ func drainEventfd(_ fd: Int32) -> UInt64 {
 extension MediationSuites {
 @Suite struct VhostKickFdTests {
     @Test func vhostBoundVDPASimRunsNoThreadButItsDevice() throws {
-        let device = try VDPASim<BusyPollDoorbell>(name: "threads", bell: .allocated, deviceCPU: 1)
+        let device = try VDPASim(name: "threads", kick: .busyPoll, deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: VDPABus())
         // Other suites start threads in this process meanwhile, so the count is of threads
         // we can name: a thread started from the consumer's context (as a relay started by
@@ -92,8 +94,8 @@ extension MediationSuites {
             box.value.consumerTID = cplatform_gettid()
             box.value.before = threadNames()
             do {
-                let frontend = try VhostFrontend(binding: binding, layout: .split, queues: [0, 1], queueSize: 256,
-                                                 callBell: .allocated)
+                let frontend = try VhostFrontend<BusyPollDoorbell>(binding: binding, layout: .split, queues: [0, 1], queueSize: 256,
+                                                                   callBell: .allocated)
                 box.value.deviceRunning = device.core.withState { $0.running }
                 box.value.running = threadNames()
                 var tx = frontend.takeSplitQueue(1)!

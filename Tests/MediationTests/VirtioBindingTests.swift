@@ -26,7 +26,7 @@ func exerciseQueues<D: VirtqueueDriverHalf, K: DoorbellNotifier, C: DoorbellWait
 }
 
 /// Transmits on queue 1 and receives on queue 0 through `binding`, checking every packet.
-func exerciseBothDirections<P: VDPAConfigOps>(_ binding: VirtioBinding<P>, counters: NetDeviceCounters, packets: Int,
+func exerciseBothDirections<B: EndpointDoorbell>(_ binding: VirtioBinding<B>, counters: NetDeviceCounters, packets: Int,
                                               layout: RingLayoutKind) throws {
     switch layout {
     case .split:
@@ -45,8 +45,8 @@ extension MediationSuites {
     @Test(arguments: RingLayoutKind.allCases)
     func vpVDPAPassesAMillionPacketsEachWay(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
-        let device = try VPVDPA<EventfdDoorbell>(name: "vdpa0", bell: (), deviceCPU: 1)
-        let binding = try VirtioBinding(device: device, bus: bus, layout: layout, queues: [0, 1], queueSize: 256,
+        let device = try VPVDPA(name: "vdpa0", deviceCPU: 1)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: layout, queues: [0, 1], queueSize: 256,
                                         bufferSize: 2048, callBell: ())
         #expect(device.boundTo == "virtio")
         #expect(binding.timings.contains { $0.operation == "bring_up" })
@@ -59,8 +59,8 @@ extension MediationSuites {
     @Test(arguments: RingLayoutKind.allCases)
     func vdpaSimPassesAMillionPacketsEachWayThroughTheIOTLB(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
-        let device = try VDPASim<EventfdDoorbell>(name: "vdpa1", bell: (), deviceCPU: 1)
-        let binding = try VirtioBinding(device: device, bus: bus, layout: layout, queues: [0, 1], queueSize: 256,
+        let device = try VDPASim(name: "vdpa1", deviceCPU: 1)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: layout, queues: [0, 1], queueSize: 256,
                                         bufferSize: 2048, callBell: ())
         try exerciseBothDirections(binding, counters: device.counters, packets: packetCount, layout: layout)
         binding.unbind()
@@ -69,27 +69,27 @@ extension MediationSuites {
     }
 
     @Test func unsupportedOpsAreTypedErrors() throws {
-        let sim = try VDPASim<BusyPollDoorbell>(name: "s", bell: .allocated)
+        let sim = try VDPASim(name: "s", kick: .busyPoll)
         #expect(throws: MediationError.unsupportedOp(.getVQNotification, parent: "vdpa_sim")) { _ = try sim.getVQNotification(0) }
         #expect(throws: MediationError.unsupportedOp(.getVQIRQ, parent: "vdpa_sim")) { _ = try sim.getVQIRQ(0) }
-        let vp = try VPVDPA<BusyPollDoorbell>(name: "p", bell: .allocated)
+        let vp = try VPVDPA(name: "p", kick: .busyPoll)
         #expect(throws: MediationError.unsupportedOp(.suspend, parent: "vp_vdpa")) { try vp.suspend() }
         #expect(throws: MediationError.unsupportedOp(.setMap, parent: "vp_vdpa")) { try vp.setMap([]) }
         #expect(throws: MediationError.unsupportedOp(.dmaMap, parent: "vp_vdpa")) {
             try vp.dmaMap(IOTLB.Mapping(iova: 0, size: 4096, gpa: 0))
         }
-        #expect(!VPVDPA<BusyPollDoorbell>.supportedOps.contains(.suspend))
-        #expect(VDPASim<BusyPollDoorbell>.supportedOps.isSuperset(of: [.suspend, .resume, .getVQState, .setVQState, .setMap]))
-        #expect(ConfigOp.mandatory.isSubset(of: VPVDPA<BusyPollDoorbell>.supportedOps))
+        #expect(!VPVDPA.supportedOps.contains(.suspend))
+        #expect(VDPASim.supportedOps.isSuperset(of: [.suspend, .resume, .getVQState, .setVQState, .setMap]))
+        #expect(ConfigOp.mandatory.isSubset(of: VPVDPA.supportedOps))
     }
 
     @Test func queueSetupAfterDriverOKIsRefused() throws {
         let bus = VDPABus()
-        let device = try VDPASim<EventfdDoorbell>(name: "s", bell: ())
-        let binding = try VirtioBinding(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 64, callBell: ())
+        let device = try VDPASim(name: "s")
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 64, callBell: ())
         #expect(throws: MediationError.queueSetupAfterDriverOK(queue: 1, op: .setVQNum)) { try device.setVQNum(1, 128) }
         #expect(throws: MediationError.alreadyBound(device: "s", binding: "virtio")) {
-            _ = try VirtioBinding(device: device, bus: bus, layout: .split, queues: [0], queueSize: 64, callBell: ())
+            _ = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .split, queues: [0], queueSize: 64, callBell: ())
         }
         binding.unbind()
     }
@@ -97,10 +97,10 @@ extension MediationSuites {
     @Test(arguments: RingLayoutKind.allCases)
     func vdpaSimMovesMidTrafficToANewDeviceWithNothingLost(_ layout: RingLayoutKind) throws {
         let bus = VDPABus()
-        let first = try VDPASim<EventfdDoorbell>(name: "src", bell: (), deviceCPU: 1)
-        let binding = try VirtioBinding(device: first, bus: bus, layout: layout, queues: [0, 1], queueSize: 256, callBell: ())
-        func run<D: VirtqueueDriverHalf>(_ tx: inout VirtioQueue<D, VDPASim<EventfdDoorbell>>,
-                                         _ rx: inout VirtioQueue<D, VDPASim<EventfdDoorbell>>) throws {
+        let first = try VDPASim(name: "src", deviceCPU: 1)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: first, bus: bus, layout: layout, queues: [0, 1], queueSize: 256, callBell: ())
+        func run<D: VirtqueueDriverHalf>(_ tx: inout VirtioQueue<D, EventfdDoorbell>,
+                                         _ rx: inout VirtioQueue<D, EventfdDoorbell>) throws {
             let half = 50_000
             let a = tx.transmit(packets: half, payloadBytes: 64, batch: 32)
             var r = rx.receive(packets: half, batch: 32, expectedBytes: 64)
@@ -118,7 +118,7 @@ extension MediationSuites {
             let txState = try first.getVQState(1)
             let rxState = try first.getVQState(0)
             // A second device takes the rings over: same memory, same callbacks' peers.
-            let second = try VDPASim<EventfdDoorbell>(name: "dst", bell: (), deviceCPU: 1)
+            let second = try VDPASim(name: "dst", deviceCPU: 1)
             let features = first.getDriverFeatures()
             try second.setStatus(.acknowledge)
             try second.setStatus([.acknowledge, .driver])

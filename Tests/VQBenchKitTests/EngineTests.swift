@@ -14,14 +14,29 @@ struct ScenarioIDTests {
     }
 
     @Test func parsesEveryPart() throws {
-        let id = try ScenarioID(parsing: "packed/io_uring-msgring/ifcvf/q1024/b8/1500B/thp/qp4")
-        #expect(id == ScenarioID(layout: "packed", doorbell: "io_uring-msgring", mediator: "ifcvf", queueSize: 1024,
+        let id = try ScenarioID(parsing: "packed/io_uring-msgring/vdpa_sim/q1024/b8/1500B/thp/qp4")
+        #expect(id == ScenarioID(layout: "packed", doorbell: "io_uring-msgring", mediator: "vdpa_sim", queueSize: 1024,
                                  batch: 8, payloadBytes: 1500, memory: "thp", queuePairs: 4))
         #expect(id.binding == "virtio")
         let vhost = try ScenarioID(parsing: "split/busy-poll/vdpa_sim/q256/b32/64B/thp/qp1/vhost")
         #expect(vhost.binding == "vhost" && vhost.mediator == "vdpa_sim")
         #expect(vhost.description == "split/busy-poll/vdpa_sim/q256/b32/64B/thp/qp1/vhost")
         #expect(vhost.with(mediator: "none").description == "split/busy-poll/none/q256/b32/64B/thp/qp1")
+    }
+
+    /// An unknown layout, parent or binding is an error naming the part, never a default.
+    @Test(arguments: [
+        ("splat/poll/none/q256/b32/64B/4K/qp1", "layout 'splat'"),
+        ("split/poll/acme/q256/b32/64B/4K/qp1", "mediator 'acme' is not none or a parent: vp_vdpa"),
+        ("split/poll/vdpa_sim/q256/b32/64B/4K/qp1/vhost-net", "binding 'vhost-net'"),
+    ])
+    func unknownNamesAreErrors(_ text: String, _ message: String) {
+        #expect(throws: ScenarioError.self) { try ScenarioID(parsing: text) }
+        do {
+            _ = try ScenarioID(parsing: text)
+        } catch {
+            #expect(error.description.contains(message), "\(error)")
+        }
     }
 
     @Test func everyMediatorIsInTheQuickSuiteUnderBothBindings() {
@@ -91,7 +106,7 @@ struct ScenarioIDTests {
                 #expect(MediatedRun.unavailability(mediator: mediator, doorbell: id.doorbell) == nil)
             }
         }
-        #expect(MediatedRun.unavailability(mediator: "ifcvf", doorbell: "eventfd") == "mediator 'ifcvf' is not built yet")
+        #expect(MediatedRun.unavailability(mediator: "acme", doorbell: "eventfd")?.hasPrefix("no parent named 'acme'") == true)
         #expect(!MediatedRun.modelled("vp_vdpa").isEmpty)
     }
 }
@@ -156,8 +171,6 @@ struct EngineRunTests {
         let unknownDoorbell = runner.measure(try ScenarioID(parsing: "split/carrier-pigeon/none/q256/b32/64B/4K/qp1"))
         #expect(unknownDoorbell.status == .unavailable)
         #expect(unknownDoorbell.reason?.contains("carrier-pigeon") == true)
-        let unknownMediator = runner.measure(try ScenarioID(parsing: "split/poll/acme/q256/b32/64B/4K/qp1"))
-        #expect(unknownMediator.status == .unavailable)
         let bareOnVhost = runner.measure(try ScenarioID(parsing: "split/busy-poll/none/q256/b32/64B/4K/qp1/vhost"))
         #expect(bareOnVhost.status == .unavailable)
         #expect(bareOnVhost.reason?.contains("needs a mediated device") == true)

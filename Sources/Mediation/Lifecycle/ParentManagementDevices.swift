@@ -10,22 +10,15 @@ public enum ParentManagementDevices {
     /// Queue pairs a management device lets `vdpa dev add max_vqp` ask for.
     public static let maxQueuePairs = 4
 
-    /// Parent names, in the order `vdpa mgmtdev show` lists their management devices.
-    public static let parents = ["vdpa_sim", "vp_vdpa"]
+    /// Parent names, in the order `vdpa mgmtdev show` lists their management devices (the registry's).
+    public static var parents: [String] { ParentRegistry.names }
 
     /// The management device name of `parent` ("vdpa_sim" → "vdpa_sim_mgmt").
     public static func name(of parent: String) -> String { "\(parent)_mgmt" }
 
     /// Every parent's management device; devices they create run their device thread on `deviceCPU`.
     public static func all(deviceCPU: Int32? = nil) -> [ManagementDevice] {
-        [
-            make(VDPASim<EventfdDoorbell>.self) { name, config, features throws(MediationError) in
-                try VDPASim<EventfdDoorbell>(name: name, config: config, features: features, bell: (), deviceCPU: deviceCPU)
-            },
-            make(VPVDPA<EventfdDoorbell>.self) { name, config, features throws(MediationError) in
-                try VPVDPA<EventfdDoorbell>(name: name, config: config, features: features, bell: (), deviceCPU: deviceCPU)
-            },
-        ]
+        ParentRegistry.all.map { make($0, deviceCPU: deviceCPU) }
     }
 
     /// A `VDPATool` on `bus` with every parent's management device registered.
@@ -35,15 +28,14 @@ public enum ParentManagementDevices {
         return tool
     }
 
-    private static func make<P: VDPAConfigOps>(
-        _ type: P.Type,
-        _ build: @escaping @Sendable (String, NetConfig, VirtioFeatures?) throws(MediationError) -> P
-    ) -> ManagementDevice {
-        let attributes = ManagementDeviceAttributes(name: name(of: P.parentName), supportedClasses: [.net],
+    /// `parent`'s management device: `dev add` makes an instance through the registry.
+    public static func make(_ parent: ParentDescriptor, deviceCPU: Int32?) -> ManagementDevice {
+        let attributes = ManagementDeviceAttributes(name: name(of: parent.name), supportedClasses: [.net],
                                                     maxSupportedQueuePairs: maxQueuePairs,
-                                                    supportedFeatures: P.offeredFeatures.rawValue)
+                                                    supportedFeatures: parent.offeredFeatures.rawValue)
         return ManagementDevice(attributes: attributes) { name, config, features throws(MediationError) in
-            try build(name, config, features.map { VirtioFeatures(rawValue: $0) })
+            try parent.make(ParentConfiguration(name: name, config: config, features: features.map { VirtioFeatures(rawValue: $0) },
+                                                deviceCPU: deviceCPU))
         }
     }
 }

@@ -12,11 +12,11 @@ import Doorbell
 import Virtqueue
 import VirtioMemory
 
-public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
-    public let core: VDPADeviceCore<Bell>
+public final class VDPASim: VDPAConfigOps, @unchecked Sendable {
+    public let core: VDPADeviceCore
     public let counters = NetDeviceCounters()
     public let deviceCPU: Int32?
-    private var thread: NetDeviceThread<Bell, SoftwareIOTLBMemory>?
+    private var thread: NetDeviceThread<SoftwareIOTLBMemory>?
     /// IOTLB lookups that hit, summed over every device half that has stopped.
     public private(set) var iotlbHits: UInt64 = 0
     /// The IOTLB set_map / dma_map / dma_unmap edit, shared with the running device thread
@@ -24,6 +24,9 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     public let iotlb = SharedIOTLB()
 
     public static var parentName: String { "vdpa_sim" }
+    public static var strategy: String {
+        "the software reference: kicks trapped to a worker, every address through a software IOTLB, payloads copied"
+    }
     public static var dmaModel: DMAModel { .onChip }
     public static var supportedOps: Set<ConfigOp> {
         ConfigOp.mandatory.union([.getVQState, .setVQState, .suspend, .resume, .setMap, .dmaMap, .dmaUnmap])
@@ -34,13 +37,12 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
         VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform]).union(NetConfig.netFeatures)
     }
 
-    public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil,
-                bell: Bell.Configuration, deviceCPU: Int32? = nil, maxQueueSize: Int = 1024) throws(MediationError) {
-        let queues = 2 * Int(max(config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: name, classID: .net, vendorID: 0, queueCount: queues,
-                                                            maxQueueSize: maxQueueSize),
-                                  deviceFeatures: features ?? Self.offeredFeatures, config: config, bell: bell)
-        self.deviceCPU = deviceCPU
+    public init(_ c: ParentConfiguration) throws(MediationError) {
+        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
+        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0, queueCount: queues,
+                                                            maxQueueSize: c.maxQueueSize),
+                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        deviceCPU = c.deviceCPU
     }
 
     public func startDevice() throws(MediationError) {
@@ -53,14 +55,9 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
     /// entry per stop; the queue then needs a reset, as virtio's NEEDS_RESET says.
     public private(set) var deviceErrors: [String] = []
 
-    /// Rings the device's own doorbell from the control path, when the core still holds it.
-    private func wakeDevice() {
-        core.withState { s in _ = try? s.kickNotifier?.notify() }
-    }
-
     public func stopDevice() {
         guard let t = thread else { return }
-        let stop = t.stop(wake: wakeDevice)
+        let stop = t.stop(wake: core.wakeForStop)
         if let e = stop.error { deviceErrors.append(e) }
         for m in stop.memories { iotlbHits &+= m.iotlb.hits }
         core.absorb(stop)
@@ -69,13 +66,7 @@ public final class VDPASim<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
 
     /// kick_vq: queue the worker's work. Ignored (as Linux does) when the device is not
     /// running; the lock is the work queue's.
-    public func kickVQ(_ queue: UInt16) throws(MediationError) {
-        try core.withState { (s) throws(MediationError) in
-            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
-            guard s.running, s.queues[Int(queue)].ready else { return }
-            do throws(DoorbellError) { try s.kickNotifier!.notify() } catch { throw .doorbell(error) }
-        }
-    }
+    public func kickVQ(_ queue: UInt16) throws(MediationError) { try core.ringKick(queue: queue, onlyWhenLive: true) }
 
     public func suspend() throws(MediationError) {
         guard core.withState({ $0.running }) else { return }

@@ -17,16 +17,19 @@ import Doorbell
 import Virtqueue
 import VirtioMemory
 
-public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
-    public let core: VDPADeviceCore<Bell>
+public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
+    public let core: VDPADeviceCore
     public let counters = NetDeviceCounters()
     public let deviceCPU: Int32?
-    private var thread: NetDeviceThread<Bell, GuestMemory>?
+    private var thread: NetDeviceThread<GuestMemory>?
     /// Register writes the control path made (queue_select + value per queue op, status writes).
     public private(set) var commonConfigWrites = 0
     private var everStarted = false
 
     public static var parentName: String { "vp_vdpa" }
+    public static var strategy: String {
+        "a virtio-pci device as vDPA: common-config registers, notify area passed through, per-queue interrupt bypass, platform IOMMU"
+    }
     public static var dmaModel: DMAModel { .platformIOMMU }
     public static var supportedOps: Set<ConfigOp> {
         ConfigOp.mandatory.union([.kickVQWithData, .getVQNotification, .getVQIRQ, .getVQState, .setVQState])
@@ -46,13 +49,12 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
             .union(NetConfig.netFeatures)
     }
 
-    public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil,
-                bell: Bell.Configuration, deviceCPU: Int32? = nil, maxQueueSize: Int = 1024) throws(MediationError) {
-        let queues = 2 * Int(max(config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: name, classID: .net, vendorID: 0x1AF4, queueCount: queues,
-                                                            maxQueueSize: maxQueueSize),
-                                  deviceFeatures: features ?? Self.offeredFeatures, config: config, bell: bell)
-        self.deviceCPU = deviceCPU
+    public init(_ c: ParentConfiguration) throws(MediationError) {
+        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
+        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x1AF4, queueCount: queues,
+                                                            maxQueueSize: c.maxQueueSize),
+                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        deviceCPU = c.deviceCPU
     }
 
     public func startDevice() throws(MediationError) {
@@ -65,24 +67,13 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
         everStarted = true
     }
 
-    /// A copy of the doorbell kept when the notify area is handed to a driver: the control
-    /// path rings it to make a reset prompt (a device sees its own reset at once).
-    private var controlWaker: Bell.Notifier?
-
     /// Why the device thread stopped by itself (a hostile ring, an unmapped address), one
     /// entry per stop; the queue then needs a reset, as virtio's NEEDS_RESET says.
     public private(set) var deviceErrors: [String] = []
 
-    /// Rings the device's own doorbell from the control path.
-    private func wakeDevice() {
-        core.withState { s in
-            if s.kickNotifier != nil { _ = try? s.kickNotifier!.notify() } else { _ = try? controlWaker?.notify() }
-        }
-    }
-
     public func stopDevice() {
         if let t = thread {
-            let stop = t.stop(wake: wakeDevice)
+            let stop = t.stop(wake: core.wakeForStop)
             if let e = stop.error { deviceErrors.append(e) }
             core.absorb(stop)
             thread = nil
@@ -92,25 +83,13 @@ public final class VPVDPA<Bell: Doorbell>: VDPAConfigOps, @unchecked Sendable {
 
     /// Host-side kick: a write to the queue's notify register, when the notify area is not
     /// mapped to a driver (under vhost, the kick fd's wake-up calls it when the area is not mapped).
-    public func kickVQ(_ queue: UInt16) throws(MediationError) {
-        try core.withState { (s) throws(MediationError) in
-            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
-            guard s.kickNotifier != nil else { throw .notificationAreaTaken(queue: queue) }
-            do throws(DoorbellError) { try s.kickNotifier!.notify() } catch { throw .doorbell(error) }
-        }
-    }
+    public func kickVQ(_ queue: UInt16) throws(MediationError) { try core.ringKick(queue: queue) }
 
     public func kickVQWithData(_ data: NotificationData) throws(MediationError) { try kickVQ(data.queue) }
 
     /// The notify area: the device's doorbell itself, handed to the one driver that maps it.
-    public func getVQNotification(_ queue: UInt16) throws(MediationError) -> Bell.Notifier {
-        try core.withState { (s) throws(MediationError) -> Bell.Notifier in
-            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
-            guard let n = s.kickNotifier else { throw .notificationAreaTaken(queue: queue) }
-            controlWaker = n
-            s.kickNotifier = nil
-            return n
-        }
+    public func getVQNotification(_ queue: UInt16) throws(MediationError) -> DoorbellEndpoint {
+        try core.mapNotifyArea(queue: queue)
     }
 
     /// One MSI-X vector per queue (vector 0 is the config interrupt): bypass is possible.

@@ -14,7 +14,7 @@ public enum LifecycleRun {
     /// One operation's times over the repetitions.
     public typealias Figure = ResultsDocument.ControlPathOperation
 
-    public static let parents = ["vp_vdpa", "vdpa_sim"]
+    public static var parents: [String] { ParentRegistry.names }
     static let trafficPackets = 10_000
 
     /// Runs every lifecycle `repetitions` times per parent; figures in parent, then first-seen operation order.
@@ -24,20 +24,12 @@ public enum LifecycleRun {
         var order: [String: [String]] = [:]
         for parent in parents {
             var record = Recorder()
+            let descriptor = try ParentRegistry.named(parent)
+            let cpu = placement.deviceCPU
             for _ in 0..<max(repetitions, 1) {
-                switch parent {
-                case "vp_vdpa":
-                    try cycle(VPVDPA<EventfdDoorbell>.self, parent: parent, placement: placement, probe: probe, into: &record) {
-                        name, config, features throws(MediationError) in
-                        try VPVDPA<EventfdDoorbell>(name: name, config: config, features: features.map { VirtioFeatures(rawValue: $0) },
-                                                    bell: (), deviceCPU: placement.deviceCPU)
-                    }
-                default:
-                    try cycle(VDPASim<EventfdDoorbell>.self, parent: parent, placement: placement, probe: probe, into: &record) {
-                        name, config, features throws(MediationError) in
-                        try VDPASim<EventfdDoorbell>(name: name, config: config, features: features.map { VirtioFeatures(rawValue: $0) },
-                                                     bell: (), deviceCPU: placement.deviceCPU)
-                    }
+                try cycle(descriptor, placement: placement, probe: probe, into: &record) { name, config, features throws(MediationError) in
+                    try descriptor.make(ParentConfiguration(name: name, config: config, features: features.map { VirtioFeatures(rawValue: $0) },
+                                                            deviceCPU: cpu, probe: probe))
                 }
             }
             samples[parent] = record.samples
@@ -74,24 +66,22 @@ public enum LifecycleRun {
         }
     }
 
-    /// One repetition of every lifecycle for one parent type `P`.
-    static func cycle<P: VDPAConfigOps>(_ type: P.Type, parent: String, placement: ThreadPlacement, probe: DoorbellProbe,
-                                        into record: inout Recorder, factory: @escaping DeviceFactory) throws
-    where P.Bell == EventfdDoorbell {
+    /// One repetition of every lifecycle for one parent.
+    static func cycle(_ descriptor: ParentDescriptor, placement: ThreadPlacement, probe: DoorbellProbe,
+                      into record: inout Recorder, factory: @escaping DeviceFactory) throws {
+        let parent = descriptor.name
         // mdev: GUID create, virtio binding, traffic, unbind, remove.
         let bus = VDPABus()
         let mdev = MdevParent(name: parent, bus: bus)
         mdev.register(MdevType(name: "\(parent)-net", classID: .net, maxInstances: 1), factory: factory)
         let guid = "6f1d0b9e-33c5-4a8e-9d71-0c2b5e7a4f10"
-        guard let device = try mdev.create(type: "\(parent)-net", guid: guid) as? P else {
-            throw RunnerError.runFailed(id: "lifecycle/\(parent)", errors: ["mdev create made a device of another type"])
-        }
-        let binding = try VirtioBinding(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 256, callBell: (),
+        let device = try mdev.create(type: "\(parent)-net", guid: guid)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 256, callBell: (),
                                         probe: probe)
         record.add("virtio: ", binding.timings)
         var tx = binding.takeSplitQueue(1)!
         try expectTraffic(tx.transmit(packets: trafficPackets, payloadBytes: 64, batch: 32), parent, "virtio")
-        if P.supportedOps.contains(.suspend) {
+        if descriptor.supportedOps.contains(.suspend) {
             try record.time("suspend") { try device.suspend() }
             let state = try record.time("get_vq_state") { try device.getVQState(1) }
             try record.time("set_vq_state") { try device.setVQState(1, state) }
@@ -106,18 +96,16 @@ public enum LifecycleRun {
         // Management device: dev add, vhost binding brought up by a consumer thread, traffic, dev del.
         let tool = VDPATool(bus: bus)
         let mgmtdev = ManagementDevice(attributes: ManagementDeviceAttributes(name: "\(parent)_mgmt", supportedClasses: [.net],
-                                                                              maxSupportedQueuePairs: 4, supportedFeatures: P.offeredFeatures.rawValue),
+                                                                              maxSupportedQueuePairs: 4, supportedFeatures: descriptor.offeredFeatures.rawValue),
                                        factory: factory)
         tool.register(mgmtdev)
-        guard let added = try tool.devAdd(name: "vdpa0", mgmtdev: "\(parent)_mgmt") as? P else {
-            throw RunnerError.runFailed(id: "lifecycle/\(parent)", errors: ["dev add made a device of another type"])
-        }
+        let added = try tool.devAdd(name: "vdpa0", mgmtdev: "\(parent)_mgmt")
         _ = try tool.devConfigShow(name: "vdpa0")
         let vhost = try VhostBinding(device: added, bus: bus)
         let consumer = Slot((TrafficOutcome(), [LifecycleTiming](), String?.none))
         let thread = try PinnedThread(cpu: placement.driverCPU) {
             do {
-                let frontend = try VhostFrontend(binding: vhost, layout: .split, queues: [0, 1], queueSize: 256, callBell: (), probe: probe)
+                let frontend = try VhostFrontend<EventfdDoorbell>(binding: vhost, layout: .split, queues: [0, 1], queueSize: 256, callBell: (), probe: probe)
                 var q = frontend.takeSplitQueue(1)!
                 consumer.value.0 = q.transmit(packets: trafficPackets, payloadBytes: 64, batch: 32)
                 frontend.close()

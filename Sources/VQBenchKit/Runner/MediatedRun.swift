@@ -10,12 +10,12 @@ import Virtqueue
 import VirtioMemory
 
 public enum MediatedRun {
-    /// Mediators the runner can measure, and the doorbells their devices can use.
-    public static let mediators = ["vp_vdpa", "vdpa_sim"]
-    static let doorbells = ["busy-poll", "eventfd", "futex", "hybrid-eventfd"]
+    /// Mediators the runner can measure (the parent registry's), and the doorbells their devices can use.
+    public static var mediators: [String] { ParentRegistry.names }
+    static let doorbells = DeviceDoorbell.ids
 
     public static func unavailability(mediator: String, doorbell: String) -> String? {
-        guard mediators.contains(mediator) else { return "mediator '\(mediator)' is not built yet" }
+        guard mediators.contains(mediator) else { return "no parent named '\(mediator)' (known: \(mediators.joined(separator: ", ")))" }
         guard doorbells.contains(doorbell) else {
             return "mediator \(mediator) runs its device with one of \(doorbells.joined(separator: ", ")), not '\(doorbell)'"
         }
@@ -24,7 +24,7 @@ public enum MediatedRun {
 
     /// The parent's model parameters, as results carry them.
     public static func modelled(_ mediator: String) -> [ScenarioResult.ModelledParameter] {
-        let params = mediator == "vp_vdpa" ? VPVDPA<EventfdDoorbell>.modelParameters : VDPASim<EventfdDoorbell>.modelParameters
+        let params = (try? ParentRegistry.named(mediator))?.modelParameters ?? []
         return params.map { .init(parameter: $0.name, value: $0.value, source: "\($0.unit); \($0.source)") }
     }
 
@@ -37,7 +37,7 @@ public enum MediatedRun {
     /// everything below it is specialised for that type).
     protocol DeviceBellVisitor {
         associatedtype Output
-        func visit<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Output
+        func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Output
     }
 
     /// The one place a device doorbell id becomes a type.
@@ -61,7 +61,7 @@ public enum MediatedRun {
     struct MediatedVisitor: DeviceBellVisitor {
         typealias Output = Outcome
         let a: Arguments
-        func visit<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Outcome {
+        func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Outcome {
             try run(bell, configuration, a.id, a.backing, a.descriptors, a.mode, a.placement, a.probe)
         }
     }
@@ -69,7 +69,7 @@ public enum MediatedRun {
     struct ReferenceVisitor: DeviceBellVisitor {
         typealias Output = DatapathOutcome
         let a: Arguments
-        func visit<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> DatapathOutcome {
+        func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> DatapathOutcome {
             try reference(bell, configuration, a.id, a.backing, a.descriptors, a.mode, a.placement, a.probe)
         }
     }
@@ -80,25 +80,25 @@ public enum MediatedRun {
                                                                     placement: placement, probe: probe)))
     }
 
-    static func run<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
-                                 _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
-                                 _ probe: DoorbellProbe) throws -> Outcome {
-        switch id.mediator {
-        case "vp_vdpa":
-            return try run(VPVDPA<B>(name: "vdpa0", bell: configuration, deviceCPU: placement.deviceCPU),
-                           configuration, id, backing, descriptors, mode, placement, probe)
-        case "vdpa_sim":
-            return try run(VDPASim<B>(name: "vdpa0", bell: configuration, deviceCPU: placement.deviceCPU),
-                           configuration, id, backing, descriptors, mode, placement, probe)
-        default:
+    /// The parent the scenario names, from the registry, its device on the scenario's doorbell;
+    /// the driver's ends are of the same transport `B`.
+    static func run<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
+                                         _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
+                                         _ probe: DoorbellProbe) throws -> Outcome {
+        guard let parent = try? ParentRegistry.named(id.mediator) else {
             throw ScenarioError.unknownValue(part: "mediator", value: id.mediator, known: ["none"] + mediators)
         }
+        let kick = try DeviceDoorbell(id: id.doorbell, hybridSpinNanoseconds: DoorbellDispatch.hybridSpinNanoseconds)
+        let device = try parent.make(ParentConfiguration(name: "vdpa0", kick: kick, deviceCPU: placement.deviceCPU, probe: probe))
+        return try run(device, B.self, configuration, id, backing, descriptors, mode, placement, probe)
     }
 
-    static func run<P: VDPAConfigOps>(_ device: P, _ configuration: P.Bell.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
-                                      _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
-                                      _ probe: DoorbellProbe) throws -> Outcome {
-        let layout = RingLayoutKind(rawValue: id.ringLayout) ?? .split
+    static func run<B: EndpointDoorbell>(_ device: any VDPAConfigOps, _ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID,
+                                         _ backing: MemoryBacking, _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
+                                         _ probe: DoorbellProbe) throws -> Outcome {
+        guard let layout = RingLayoutKind(rawValue: id.ringLayout) else {
+            throw ScenarioError.unknownValue(part: "layout", value: id.ringLayout, known: RingLayoutKind.allCases.map(\.rawValue))
+        }
         let traffic: TrafficOutcome
         var control: [String: Double] = [:]
         // Queue 1 is virtio-net's first transmit queue: the scenario is the TX direction.
@@ -106,12 +106,12 @@ public enum MediatedRun {
         case "vhost":
             let binding = try VhostBinding(device: device, bus: VDPABus())
             defer { binding.unbind() }
-            let consumer = try consume(binding, configuration, id, layout, backing, descriptors, mode, placement, probe)
+            let consumer = try consume(binding, B.self, configuration, id, layout, backing, descriptors, mode, placement, probe)
             traffic = consumer.traffic
             for t in binding.timings { control[t.operation, default: 0] += Double(t.nanoseconds) }
             for t in consumer.timings { control[t.operation] = Double(t.nanoseconds) }
         default:
-            let binding = try VirtioBinding(device: device, bus: VDPABus(), layout: layout, queues: [1], queueSize: id.queueSize,
+            let binding = try VirtioBinding<B>(device: device, bus: VDPABus(), layout: layout, queues: [1], queueSize: id.queueSize,
                                             bufferSize: max(64, id.payloadBytes), callBell: configuration,
                                             policy: .require(backing), probe: probe)
             defer { binding.unbind() }
@@ -152,17 +152,17 @@ public enum MediatedRun {
     }
 
     /// The vhost consumer on the driver CPU: bring-up by messages, then the same driver loop.
-    static func consume<P: VDPAConfigOps>(_ binding: VhostBinding<P>, _ configuration: P.Bell.Configuration, _ id: ScenarioID,
+    static func consume<B: EndpointDoorbell>(_ binding: VhostBinding, _ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID,
                                           _ layout: RingLayoutKind, _ backing: MemoryBacking, _ descriptors: Int,
                                           _ mode: DatapathMode, _ placement: ThreadPlacement,
                                           _ probe: DoorbellProbe) throws -> (traffic: TrafficOutcome, timings: [LifecycleTiming]) {
         let slot = Slot((configuration, TrafficOutcome(), [LifecycleTiming](), String?.none))
         let thread = try PinnedThread(cpu: placement.driverCPU) {
             do {
-                let frontend = try VhostFrontend(binding: binding, layout: layout, queues: [1], queueSize: id.queueSize,
+                let frontend = try VhostFrontend<B>(binding: binding, layout: layout, queues: [1], queueSize: id.queueSize,
                                                  bufferSize: max(64, id.payloadBytes), callBell: slot.value.0,
                                                  policy: .require(backing), probe: probe)
-                func run<D: VirtqueueDriverHalf>(_ q: VhostQueue<D, P>) {
+                func run<D: VirtqueueDriverHalf>(_ q: VhostQueue<D, B>) {
                     var q = q
                     slot.value.1 = q.transmit(packets: descriptors, payloadBytes: id.payloadBytes, batch: id.batch,
                                               latency: mode == .latency, stampsPayload: false)
@@ -190,10 +190,12 @@ public enum MediatedRun {
                                                                      placement: placement, probe: probe)))
     }
 
-    static func reference<B: Doorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
+    static func reference<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration, _ id: ScenarioID, _ backing: MemoryBacking,
                                        _ descriptors: Int, _ mode: DatapathMode, _ placement: ThreadPlacement,
                                        _ probe: DoorbellProbe) throws -> DatapathOutcome {
-        let layout = RingLayoutKind(rawValue: id.ringLayout) ?? .split
+        guard let layout = RingLayoutKind(rawValue: id.ringLayout) else {
+            throw ScenarioError.unknownValue(part: "layout", value: id.ringLayout, known: RingLayoutKind.allCases.map(\.rawValue))
+        }
         let device = try BareNetDevice<B>(layout: layout, queueSize: id.queueSize, bufferSize: max(64, id.payloadBytes),
                                           policy: .require(backing), bell: configuration, deviceCPU: placement.deviceCPU, probe: probe)
         let traffic: TrafficOutcome

@@ -3,6 +3,7 @@
 // mediator under both bindings at one setting; `standard` and `full` widen the matrix.
 
 import Doorbell
+import Mediation
 import Virtqueue
 import VirtioMemory
 
@@ -12,7 +13,10 @@ public enum Suite: String, CaseIterable, Sendable {
     /// Doorbell ids a suite measures. "poll" is no notification at all: both sides poll the ring.
     static let quickDoorbells = ["poll", "busy-poll", "eventfd", "io_uring-msgring", "io_uring-msgring-busy", "futex", "hybrid-eventfd"]
     static let allDoorbells = ["poll"] + DoorbellTransport.all.map(\.id)
-    static let mediators = ["vp_vdpa", "vdpa_sim"]
+    /// The parents (the registry's, in its order) whose devices run `layout`.
+    static func mediators(for layout: RingLayoutKind) -> [String] {
+        ParentRegistry.all.filter { $0.layouts.contains(layout) }.map(\.name)
+    }
 
     /// The scenarios of this suite on a machine whose best ring memory is `memory`.
     public func scenarios(memory: String) -> [ScenarioID] {
@@ -30,7 +34,7 @@ public enum Suite: String, CaseIterable, Sendable {
                 // Each parent under each binding on a polled device doorbell (a passthrough
                 // notify store for vp_vdpa; the worker's flag for vdpa_sim), each with its
                 // ratio to the same device model on bare rings, measured round by round.
-                for mediator in Self.mediators {
+                for mediator in Self.mediators(for: layout) {
                     for binding in ScenarioID.bindings {
                         ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory,
                                               binding: binding))
@@ -40,7 +44,7 @@ public enum Suite: String, CaseIterable, Sendable {
         case .standard:
             for layout in RingLayoutKind.allCases {
                 // Each parent under each binding, polled and with sleeping doorbells.
-                for mediator in Self.mediators {
+                for mediator in Self.mediators(for: layout) {
                     for binding in ScenarioID.bindings {
                         for doorbell in ["busy-poll", "eventfd", "hybrid-eventfd"] {
                             ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,
@@ -75,7 +79,7 @@ public enum Suite: String, CaseIterable, Sendable {
         case .full:
             for layout in RingLayoutKind.allCases {
                 // Every parent under each binding with every device doorbell it takes.
-                for mediator in Self.mediators {
+                for mediator in Self.mediators(for: layout) {
                     for binding in ScenarioID.bindings {
                         for doorbell in MediatedRun.doorbells {
                             ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,

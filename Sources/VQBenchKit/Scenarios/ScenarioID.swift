@@ -4,6 +4,9 @@
 // virtio (the default, never written, so every earlier id stays valid). Ids are what
 // filters, baselines and dashboards key on, so parsing and printing round-trip.
 
+import Mediation
+import Virtqueue
+
 /// One point of the scenario matrix.
 public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
     public var layout: String
@@ -71,6 +74,13 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
         }
         for (i, name) in [(0, "layout"), (1, "doorbell"), (2, "mediator"), (6, "memory")] where parts[i].isEmpty {
             throw .malformedID(text, reason: "\(name) is empty")
+        }
+        let layoutName = String(parts[0].split(separator: "+", omittingEmptySubsequences: false)[0])
+        guard RingLayoutKind(rawValue: layoutName) != nil else {
+            throw .malformedID(text, reason: "layout '\(layoutName)' is not one of \(RingLayoutKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard parts[2] == "none" || ParentRegistry.names.contains(parts[2]) else {
+            throw .malformedID(text, reason: "mediator '\(parts[2])' is not none or a parent: \(ParentRegistry.names.joined(separator: ", "))")
         }
         for option in parts[0].split(separator: "+", omittingEmptySubsequences: false).dropFirst()
         where !Self.layoutOptions.contains(String(option)) {

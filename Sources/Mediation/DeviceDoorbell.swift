@@ -1,0 +1,54 @@
+// The doorbells a mediated device's kicks and interrupts can use. A parent's control plane
+// holds them as endpoints (DoorbellEndpoint); the device thread's start is the one place an
+// endpoint's transport becomes a type, so the device loop under it is specialised for it.
+
+import Doorbell
+
+/// The transport of a device's kick doorbell (and of the callbacks it rings).
+public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
+    case busyPoll
+    case eventfd
+    case futex
+    /// Spin for `spinNanoseconds`, then sleep on an eventfd.
+    case hybridEventfd(spinNanoseconds: UInt64)
+
+    /// The ids scenario names use, in this order.
+    public static let ids = ["busy-poll", "eventfd", "futex", "hybrid-eventfd"]
+
+    /// `id` as a scenario names it; a hybrid spins `hybridSpinNanoseconds` first.
+    public init(id: String, hybridSpinNanoseconds: UInt64) throws(MediationError) {
+        switch id {
+        case "busy-poll": self = .busyPoll
+        case "eventfd": self = .eventfd
+        case "futex": self = .futex
+        case "hybrid-eventfd": self = .hybridEventfd(spinNanoseconds: hybridSpinNanoseconds)
+        default: throw .unsupportedDeviceDoorbell(transport: id, supported: Self.ids)
+        }
+    }
+
+    public var transport: DoorbellTransport {
+        switch self {
+        case .busyPoll: .busyPoll
+        case .eventfd: .eventfd
+        case .futex: .futex
+        case .hybridEventfd: .hybrid(.eventfd)
+        }
+    }
+
+    public var description: String { transport.id }
+
+    /// A new doorbell of this transport, as its endpoint.
+    public func makeEndpoint(probe: DoorbellProbe = .current) throws(MediationError) -> DoorbellEndpoint {
+        do throws(DoorbellError) {
+            switch self {
+            case .busyPoll: return try BusyPollDoorbell.makeEndpoint(.allocated, probe: probe)
+            case .eventfd: return try EventfdDoorbell.makeEndpoint((), probe: probe)
+            case .futex: return try FutexDoorbell.makeEndpoint(FutexConfiguration(), probe: probe)
+            case let .hybridEventfd(spin):
+                return try HybridDoorbell<EventfdDoorbell>.makeEndpoint(.init(spinNanoseconds: spin), probe: probe)
+            }
+        } catch {
+            throw .doorbell(error)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+// Every parent this package has, in one table: suites, scenario parsing, the management
+// devices, lifecycle runs and reports read it, so a new parent is its own file under
+// Parents/ plus one line here.
+
+import Virtqueue
+
+/// One parent as everything outside it sees it: what it is, what it implements, and how to
+/// make an instance.
+public struct ParentDescriptor: Sendable {
+    public let name: String
+    public let strategy: String
+    public let supportedOps: Set<ConfigOp>
+    public let dmaModel: DMAModel
+    public let offeredFeatures: VirtioFeatures
+    public let modelParameters: [ModelParameter]
+    public let layouts: [RingLayoutKind]
+    private let factory: @Sendable (ParentConfiguration) throws(MediationError) -> any VDPAConfigOps
+
+    public init<P: VDPAConfigOps>(_ type: P.Type) {
+        name = P.parentName
+        strategy = P.strategy
+        supportedOps = P.supportedOps
+        dmaModel = P.dmaModel
+        offeredFeatures = P.offeredFeatures
+        modelParameters = P.modelParameters
+        layouts = P.supportedLayouts
+        factory = { c throws(MediationError) in try P(c) }
+    }
+
+    /// A new instance of this parent.
+    public func make(_ configuration: ParentConfiguration) throws(MediationError) -> any VDPAConfigOps {
+        try factory(configuration)
+    }
+
+    /// Whether every figure of this parent is real code on this machine (no model parameter).
+    public var isFullyMeasured: Bool { modelParameters.isEmpty }
+}
+
+public enum ParentRegistry {
+    /// Every parent, in the order suites and `mgmtdev show` list them.
+    public static let all: [ParentDescriptor] = [
+        ParentDescriptor(VPVDPA.self),
+        ParentDescriptor(VDPASim.self),
+    ]
+
+    public static var names: [String] { all.map(\.name) }
+
+    /// The parent named `name`; an unknown name is an error listing the known ones.
+    public static func named(_ name: String) throws(MediationError) -> ParentDescriptor {
+        guard let p = all.first(where: { $0.name == name }) else { throw .unknownParent(name, known: names) }
+        return p
+    }
+}
