@@ -49,25 +49,24 @@ final class WordStorage: @unchecked Sendable {
     }
 }
 
-/// The notifier's half of a sequence word: it alone writes the word, so it keeps the
-/// value in a register and publishes with a plain release store (no locked RMW).
+/// The notifier's half of a sequence word: one thread writes the word, so a plain load and
+/// a release store publish (no locked RMW). It reads the word back rather than keeping the
+/// value in a register, so several notifiers of one thread on one word (a shared interrupt
+/// vector rung for every queue, ends made afresh from an endpoint) never store a stale value.
 @usableFromInline
 struct SequencePublisher {
     @usableFromInline let word: UnsafeAtomic<UInt32>
-    @usableFromInline var sequence: UInt32
 
     init(_ storage: WordStorage) {
         word = storage.atomic
-        // relaxed: set-up happens before the ends are handed to their threads.
-        sequence = word.load(ordering: .relaxed)
     }
 
     /// Release: pairs with the waiter's acquire load, so everything the notifier wrote
     /// before ringing (descriptors, indices) is visible once the waiter sees the change.
+    /// relaxed load: this thread wrote the last value (or set-up did, before the hand-over).
     @inlinable
     mutating func publish() {
-        sequence &+= 1
-        word.store(sequence, ordering: .releasing)
+        word.store(word.load(ordering: .relaxed) &+ 1, ordering: .releasing)
     }
 }
 

@@ -50,6 +50,34 @@ public enum VDPAQueueState: Sendable, Equatable {
     case packed(PackedQueueState)
 }
 
+/// A shared control op as it reaches a parent's ``VDPAConfigOps/deliver(_:)``.
+public enum ControlAccess: Sendable, Equatable {
+    case setVQNum(UInt16, Int)
+    case setVQAddress(UInt16, RingAddresses)
+    case setVQReady(UInt16, Bool)
+    case setStatus(DeviceStatus)
+    case setDriverFeatures(VirtioFeatures)
+    case setConfig(offset: Int, bytes: [UInt8])
+
+    public var op: ConfigOp {
+        switch self {
+        case .setVQNum: .setVQNum
+        case .setVQAddress: .setVQAddress
+        case .setVQReady: .setVQReady
+        case .setStatus: .setStatus
+        case .setDriverFeatures: .setDriverFeatures
+        case .setConfig: .setConfig
+        }
+    }
+    /// The queue the op is about, if any.
+    public var queue: UInt16? {
+        switch self {
+        case let .setVQNum(q, _), let .setVQAddress(q, _), let .setVQReady(q, _): q
+        default: nil
+        }
+    }
+}
+
 /// What a parent instance is made with.
 public struct ParentConfiguration: Sendable {
     /// The vDPA device's name ("vdpa0").
@@ -63,6 +91,15 @@ public struct ParentConfiguration: Sendable {
     public var deviceCPU: Int32?
     public var maxQueueSize: Int
     public var probe: DoorbellProbe
+    /// MSI-X vectors the platform grants the device (nil: as many as it asks for); a
+    /// parent that gets fewer than one per queue plus config falls back to a shared vector.
+    public var interruptVectors: Int?
+    /// How interrupts leave the device, for parents that can do either (nil: the parent's default).
+    public var interrupts: InterruptDelivery?
+    /// Firmware commands for many queues (suspend, resume) issued in parallel rather than one by one.
+    public var parallelFirmwareCommands: Bool = true
+    /// How long the driver waits for a firmware command before it is a timeout.
+    public var firmwareTimeoutNanoseconds: UInt64 = 1_000_000_000
     public init(name: String, config: NetConfig = NetConfig(), features: VirtioFeatures? = nil, kick: DeviceDoorbell = .eventfd,
                 deviceCPU: Int32? = nil, maxQueueSize: Int = 1024, probe: DoorbellProbe = .current) {
         self.name = name
@@ -111,6 +148,12 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     static var strategy: String { get }
     /// The ring layouts its devices can run (a legacy device: split only).
     static var supportedLayouts: [RingLayoutKind] { get }
+    /// get_vq_align: the split used ring's alignment the device needs (4096 for legacy).
+    static var vqAlignment: Int { get }
+    /// The parent's own way of carrying a shared control op to its device — register
+    /// writes, a firmware command, a cached value — called before the core applies the op,
+    /// so a refusal leaves the device as it was.
+    func deliver(_ access: ControlAccess) throws(MediationError)
     /// The ops this parent implements; calling any other one is ``MediationError/unsupportedOp(_:parent:)``.
     static var supportedOps: Set<ConfigOp> { get }
     static var dmaModel: DMAModel { get }
@@ -158,6 +201,8 @@ extension VDPAConfigOps {
     public func kickVQWithData(_ data: NotificationData) throws(MediationError) { throw .unsupportedOp(.kickVQWithData, parent: Self.parentName) }
     public func getVQNotification(_ queue: UInt16) throws(MediationError) -> DoorbellEndpoint { throw .unsupportedOp(.getVQNotification, parent: Self.parentName) }
     public static var supportedLayouts: [RingLayoutKind] { [.split, .packed] }
+    public static var vqAlignment: Int { 64 }
+    public func deliver(_ access: ControlAccess) throws(MediationError) {}
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName) }
     public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { throw .unsupportedOp(.getVQState, parent: Self.parentName) }
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) { throw .unsupportedOp(.setVQState, parent: Self.parentName) }
@@ -173,17 +218,27 @@ extension VDPAConfigOps {
     public var identity: DeviceIdentity { core.identity }
     public func getDeviceFeatures() -> VirtioFeatures { core.withState { $0.machine.deviceFeatures } }
     public func getDriverFeatures() -> VirtioFeatures { core.withState { $0.machine.driverFeatures } }
-    public func setDriverFeatures(_ f: VirtioFeatures) throws(MediationError) { try core.setDriverFeatures(f) }
+    public func setDriverFeatures(_ f: VirtioFeatures) throws(MediationError) {
+        try deliver(.setDriverFeatures(f))
+        try core.setDriverFeatures(f)
+    }
     public func getStatus() -> DeviceStatus { core.withState { $0.machine.status } }
     public func getDeviceID() -> UInt32 { core.identity.classID.rawValue }
     public func getVendorID() -> UInt32 { core.identity.vendorID }
     public func getGeneration() -> UInt32 { core.withState { $0.configGeneration } }
     public func getVQNumMax() -> Int { core.identity.maxQueueSize }
     public func setVQAddress(_ queue: UInt16, _ addresses: RingAddresses) throws(MediationError) {
+        try deliver(.setVQAddress(queue, addresses))
         try core.setVQAddress(queue, addresses)
     }
-    public func setVQNum(_ queue: UInt16, _ size: Int) throws(MediationError) { try core.setVQNum(queue, size) }
-    public func setVQReady(_ queue: UInt16, _ ready: Bool) throws(MediationError) { try core.setVQReady(queue, ready) }
+    public func setVQNum(_ queue: UInt16, _ size: Int) throws(MediationError) {
+        try deliver(.setVQNum(queue, size))
+        try core.setVQNum(queue, size)
+    }
+    public func setVQReady(_ queue: UInt16, _ ready: Bool) throws(MediationError) {
+        try deliver(.setVQReady(queue, ready))
+        try core.setVQReady(queue, ready)
+    }
     public func getVQReady(_ queue: UInt16) throws(MediationError) -> Bool { try core.getVQReady(queue) }
     /// The used-buffer callback: the notifier the device rings when a queue has used buffers.
     public func setVQCallback(_ queue: UInt16, _ callback: DoorbellEndpoint?) throws(MediationError) {
@@ -191,7 +246,10 @@ extension VDPAConfigOps {
     }
     public func setConfigCallback(_ callback: (@Sendable () -> Void)?) { core.withState { $0.configCallback = callback } }
     public func getConfig(offset: Int, length: Int) throws(MediationError) -> [UInt8] { try core.getConfig(offset: offset, length: length) }
-    public func setConfig(offset: Int, bytes: [UInt8]) throws(MediationError) { try core.setConfig(offset: offset, bytes: bytes) }
+    public func setConfig(offset: Int, bytes: [UInt8]) throws(MediationError) {
+        try deliver(.setConfig(offset: offset, bytes: bytes))
+        try core.setConfig(offset: offset, bytes: bytes)
+    }
 
     /// set_status: runs the state machine, starts the device at DRIVER_OK, stops it on reset.
     @discardableResult
@@ -200,6 +258,7 @@ extension VDPAConfigOps {
             reset()
             return []
         }
+        try deliver(.setStatus(status))
         let (before, after) = try core.applyStatus(status)
         if !before.contains(.driverOK) && after.contains(.driverOK) {
             do {
@@ -216,5 +275,30 @@ extension VDPAConfigOps {
     public func reset() {
         stopDevice()
         core.resetState()
+    }
+}
+
+// Faults every parent can show (virtio 1.2 §2.1.2): the device stops its queues and sets
+// DEVICE_NEEDS_RESET; the config-change callback tells the driver, which must reset.
+extension VDPAConfigOps {
+    /// Fault injection: the device fails mid-traffic. Its thread stops (every chain it had
+    /// completed stays completed and published), NEEDS_RESET is set, the driver is told.
+    public func injectNeedsReset(reason: String) {
+        stopDevice()
+        let callback = core.withState { s -> (@Sendable () -> Void)? in
+            s.machine.deviceNeedsReset()
+            s.lastDeviceFault = reason
+            return s.configCallback
+        }
+        callback?()
+    }
+
+    /// The typed error a driver sees for a device that set NEEDS_RESET, or nil.
+    public func needsResetError() -> MediationError? {
+        core.withState { s in
+            s.machine.status.contains(.needsReset)
+                ? .deviceSetNeedsReset(device: core.identity.name, reason: s.lastDeviceFault ?? "the device failed")
+                : nil
+        }
     }
 }

@@ -77,6 +77,8 @@ public struct DeviceState: @unchecked Sendable {
     public var suspended = false
     /// The bus driver the device is bound to, if any.
     public var binding: String?
+    /// Why the device last set NEEDS_RESET (a firmware timeout, an injected fault).
+    public var lastDeviceFault: String?
 }
 
 /// Shared state and ops of one parent instance.
@@ -201,6 +203,28 @@ public final class VDPADeviceCore: @unchecked Sendable {
                 s.queues[i].callback = cb
             }
             s.suspended = false
+            s.lastDeviceFault = nil
+        }
+    }
+
+    /// set_vq_state for a stopped queue: the state must match the negotiated layout and fit
+    /// the queue; the device thread starts from it.
+    public func setQueueStateWhileStopped(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
+        try withState { (s) throws(MediationError) in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
+            let packed = s.machine.driverFeatures.contains(.ringPacked)
+            let size = s.queues[Int(queue)].size ?? identity.maxQueueSize
+            do throws(VirtqueueError) {
+                switch state {
+                case let .split(st) where !packed: try st.validate(queue: queue, queueSize: size)
+                case let .packed(st) where packed: try st.validate(queue: queue, queueSize: size)
+                default: throw VirtqueueError.invalidQueueState(queue: queue, reason: "state layout does not match the negotiated ring")
+                }
+            } catch {
+                throw .invalidQueueState(queue: queue, reason: "\(error)")
+            }
+            s.queues[Int(queue)].state = state
         }
     }
 

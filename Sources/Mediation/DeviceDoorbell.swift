@@ -3,6 +3,7 @@
 // endpoint's transport becomes a type, so the device loop under it is specialised for it.
 
 import Doorbell
+import Virtqueue
 
 /// The transport of a device's kick doorbell (and of the callbacks it rings).
 public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
@@ -50,5 +51,34 @@ public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
         } catch {
             throw .doorbell(error)
         }
+    }
+}
+
+/// Something to do with a device doorbell's transport as a type.
+protocol DeviceDoorbellVisitor {
+    associatedtype Output
+    func visit<B: EndpointDoorbell>(_ bell: B.Type) throws -> Output
+}
+
+/// The one place a device doorbell's transport becomes a type: the device loop, the
+/// interrupt relays and the control path's rings are all started through it, so what runs
+/// under it is specialised for that transport.
+func withDeviceDoorbell<V: DeviceDoorbellVisitor>(_ transport: DoorbellTransport, _ visitor: V) throws -> V.Output {
+    switch transport {
+    case .busyPoll: return try visitor.visit(BusyPollDoorbell.self)
+    case .eventfd: return try visitor.visit(EventfdDoorbell.self)
+    case .futex: return try visitor.visit(FutexDoorbell.self)
+    case .hybrid(.eventfd): return try visitor.visit(HybridDoorbell<EventfdDoorbell>.self)
+    default: throw MediationError.unsupportedDeviceDoorbell(transport: transport.id, supported: DeviceDoorbell.ids)
+    }
+}
+
+/// Maps what a visitor threw onto the mediation layer's error.
+func mediationError(_ error: any Error) -> MediationError {
+    switch error {
+    case let e as MediationError: return e
+    case let e as VirtqueueError: return .ring(e)
+    case let e as DoorbellError: return .doorbell(e)
+    default: return .deviceThread(reason: "\(error)")
     }
 }

@@ -68,6 +68,19 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
     case unsupportedDeviceDoorbell(transport: String, supported: [String])
     /// A parent name the registry does not know (the known ones are listed).
     case unknownParent(String, known: [String])
+    /// A ring the device cannot take as laid out (a legacy device computes its areas).
+    case ringLayoutRefused(queue: UInt16, parent: String, reason: String)
+
+    // MARK: Firmware and parent faults
+    /// The device's firmware did not answer a command in time; the device needs a reset.
+    case firmwareTimeout(command: String, parent: String, nanoseconds: UInt64)
+    /// A command was abandoned because the device was reset before the firmware served it.
+    case firmwareReset(parent: String)
+    /// The firmware refused a command.
+    case firmwareRefused(command: String, parent: String, reason: String)
+    /// The device set DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2): its queues stopped; the
+    /// driver must reset it.
+    case deviceSetNeedsReset(device: String, reason: String)
 
     // MARK: Bus and bindings
     /// No bus driver is registered for the device's class id.
@@ -146,6 +159,16 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .deviceThread(reason): return "device thread: \(reason)"
         case let .unsupportedDeviceDoorbell(transport, supported):
             return "a device doorbell must be one of \(supported.joined(separator: ", ")), not \(transport)"
+        case let .firmwareTimeout(command, parent, ns):
+            return "\(parent): firmware did not answer \(command) within \(ns / 1_000_000) ms; the device needs a reset"
+        case let .firmwareReset(parent):
+            return "\(parent): command abandoned: the device was reset before the firmware served it"
+        case let .firmwareRefused(command, parent, reason):
+            return "\(parent): firmware refused \(command): \(reason)"
+        case let .deviceSetNeedsReset(device, reason):
+            return "device \(device) set DEVICE_NEEDS_RESET (\(reason)); reset it to recover"
+        case let .ringLayoutRefused(queue, parent, reason):
+            return "\(parent) refuses queue \(queue)'s ring: \(reason)"
         case let .unknownParent(name, known):
             return "no parent named '\(name)' (known: \(known.joined(separator: ", ")))"
         case let .noDriverForClass(c, d): return "no bus driver matches class \(c) of device \(d)"

@@ -79,11 +79,32 @@ public struct NetDeviceBehaviour: Sendable {
     public var receivePacketBytes: Int
     /// Chains handled per queue before looking at the next queue.
     public var batch: Int
-    public init(copiesPayload: Bool, receivePacketBytes: Int = 64, batch: Int = 64) {
+    /// Set when interrupts go through the parent's handler rather than straight to the
+    /// driver (a CQ callback, a shared vector); the handler's counters land in `handled`.
+    public var routing: InterruptRouting?
+    public var handled: InterruptHandlerTally?
+    /// Set when the device keeps a register of how far each queue got (ifcvf's live-migration
+    /// registers): chains completed per ready queue, written once per burst.
+    public var positions: QueuePositions?
+    public init(copiesPayload: Bool, receivePacketBytes: Int = 64, batch: Int = 64, routing: InterruptRouting? = nil,
+                handled: InterruptHandlerTally? = nil, positions: QueuePositions? = nil) {
         self.copiesPayload = copiesPayload
         self.receivePacketBytes = receivePacketBytes
         self.batch = batch
+        self.routing = routing
+        self.handled = handled
+        self.positions = positions
     }
+}
+
+/// Chains each queue has completed since the device thread started, as a device register
+/// the control path may read while the queue runs.
+public final class QueuePositions: Sendable {
+    let words: [ManagedAtomic<UInt64>]
+    public init(queues: Int) { words = (0..<max(queues, 1)).map { _ in ManagedAtomic<UInt64>(0) } }
+    /// relaxed: a register read races the device by nature; it is exact between bursts.
+    public func completed(_ q: Int) -> UInt64 { words[q].load(ordering: .relaxed) }
+    @usableFromInline func add(_ q: Int, _ n: Int) { words[q].wrappingIncrement(by: UInt64(n), ordering: .relaxed) }
 }
 
 /// One queue on the device thread.
@@ -145,61 +166,69 @@ func launchNetDevice<Memory: DeviceMemory>(_ ready: [ReadyQueue], memory: Memory
                                            kick: DoorbellEndpoint, behaviour: NetDeviceBehaviour, cpu: Int32?,
                                            counters: NetDeviceCounters, name: String) throws(MediationError) -> NetDeviceThread<Memory> {
     let handle = NetDeviceThread<Memory>()
-    let launch = NetDeviceLaunch(ready: ready, memory: memory, features: features, behaviour: behaviour, cpu: cpu,
+    let launch = NetDeviceLaunch(ready: ready, memory: memory, features: features, kick: kick, behaviour: behaviour, cpu: cpu,
                                  counters: counters, handle: handle, name: name)
     do {
-        switch kick.transport {
-        case .busyPoll: try launch.start(BusyPollDoorbell.self, kick)
-        case .eventfd: try launch.start(EventfdDoorbell.self, kick)
-        case .futex: try launch.start(FutexDoorbell.self, kick)
-        case .hybrid(.eventfd): try launch.start(HybridDoorbell<EventfdDoorbell>.self, kick)
-        default: throw MediationError.unsupportedDeviceDoorbell(transport: kick.transport.id, supported: DeviceDoorbell.ids)
-        }
-    } catch let e as MediationError {
-        throw e
-    } catch let e as VirtqueueError {
-        throw .ring(e)
-    } catch let e as DoorbellError {
-        throw .doorbell(e)
+        try withDeviceDoorbell(kick.transport, launch)
     } catch {
-        throw .deviceThread(reason: "\(error)")
+        throw mediationError(error)
     }
     return handle
 }
 
 /// What one device thread starts with, before its doorbell's type is known.
-struct NetDeviceLaunch<Memory: DeviceMemory> {
+struct NetDeviceLaunch<Memory: DeviceMemory>: DeviceDoorbellVisitor {
     let ready: [ReadyQueue]
     let memory: Memory
     let features: VirtioFeatures
+    let kick: DoorbellEndpoint
     let behaviour: NetDeviceBehaviour
     let cpu: Int32?
     let counters: NetDeviceCounters
     let handle: NetDeviceThread<Memory>
     let name: String
 
-    func start<B: EndpointDoorbell>(_ bell: B.Type, _ kick: DoorbellEndpoint) throws {
+    /// The callbacks are the driver's, of the kick's transport; rung directly (bypass) or
+    /// through the parent's interrupt handler.
+    func visit<B: EndpointDoorbell>(_ bell: B.Type) throws {
         let waiter = try B.waiter(on: kick)
+        let calls: [B.Notifier?] = try ready.map { q throws(DoorbellError) in
+            guard let e = q.callback else { return nil }
+            guard e.transport == kick.transport else { throw DoorbellError.endpointTransportMismatch(expected: kick.transport, endpoint: e.transport) }
+            return try B.notifier(on: e)
+        }
+        if let routing = behaviour.routing {
+            let handler = InterruptHandler(routing: routing, callbacks: calls)
+            let tally = behaviour.handled
+            try start(waiter, calls.indices.map { i in calls[i] == nil ? nil : HandledCall(handler: handler, queue: i) }) {
+                tally?.add(handler.counters)
+            }
+        } else {
+            try start(waiter, calls) {}
+        }
+    }
+
+    func start<W: DoorbellWaiter, C: DoorbellNotifier>(_ waiter: W, _ calls: [C?], finished: @escaping @Sendable () -> Void) throws {
         if features.contains(.ringPacked) {
-            var queues: [NetQueue<PackedDevice<Memory>, B.Notifier>] = []
-            for q in ready {
+            var queues: [NetQueue<PackedDevice<Memory>, C>] = []
+            for (i, q) in ready.enumerated() {
                 var st = PackedQueueState()
                 if case let .packed(saved)? = q.state { st = saved }
                 let d = try PackedDevice(queue: q.index, layout: PackedLayout(queueSize: q.size), addresses: q.addresses,
                                          memory: memory, features: features, state: st)
-                queues.append(NetQueue(index: q.index, device: d, call: try q.callback.map { e throws(DoorbellError) in try B.notifier(on: e) }))
+                queues.append(NetQueue(index: q.index, device: d, call: calls[i]))
             }
-            handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name))
+            handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name, finished: finished))
         } else {
-            var queues: [NetQueue<SplitDevice<Memory>, B.Notifier>] = []
-            for q in ready {
+            var queues: [NetQueue<SplitDevice<Memory>, C>] = []
+            for (i, q) in ready.enumerated() {
                 var st = SplitQueueState()
                 if case let .split(saved)? = q.state { st = saved }
                 let d = try SplitDevice(queue: q.index, layout: SplitLayout(queueSize: q.size), addresses: q.addresses,
                                         memory: memory, features: features, state: st)
-                queues.append(NetQueue(index: q.index, device: d, call: try q.callback.map { e throws(DoorbellError) in try B.notifier(on: e) }))
+                queues.append(NetQueue(index: q.index, device: d, call: calls[i]))
             }
-            handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name))
+            handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name, finished: finished))
         }
     }
 }
@@ -269,23 +298,17 @@ extension VDPADeviceCore {
 
 /// One ring of `endpoint` from the control path, through a typed end made for it.
 func ring(_ endpoint: DoorbellEndpoint) throws(MediationError) {
-    func once<B: EndpointDoorbell>(_: B.Type) throws(DoorbellError) {
-        var n = try B.notifier(on: endpoint)
-        try n.notify()
-    }
-    do throws(DoorbellError) {
-        switch endpoint.transport {
-        case .busyPoll: try once(BusyPollDoorbell.self)
-        case .eventfd: try once(EventfdDoorbell.self)
-        case .futex: try once(FutexDoorbell.self)
-        case .hybrid(.eventfd): try once(HybridDoorbell<EventfdDoorbell>.self)
-        default: break
+    struct Once: DeviceDoorbellVisitor {
+        let endpoint: DoorbellEndpoint
+        func visit<B: EndpointDoorbell>(_ bell: B.Type) throws {
+            var n = try B.notifier(on: endpoint)
+            try n.notify()
         }
-    } catch {
-        throw .doorbell(error)
     }
-    if DeviceDoorbell.ids.firstIndex(of: endpoint.transport.id) == nil {
-        throw .unsupportedDeviceDoorbell(transport: endpoint.transport.id, supported: DeviceDoorbell.ids)
+    do {
+        try withDeviceDoorbell(endpoint.transport, Once(endpoint: endpoint))
+    } catch {
+        throw mediationError(error)
     }
 }
 
@@ -295,7 +318,7 @@ public func deviceThreadName(_ device: String) -> String { "dev:" + device }
 
 func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call: DoorbellNotifier, Kick: DoorbellWaiter, Memory: DeviceMemory>(
     _ queues: [NetQueue<Device, Call>], _ waiter: Kick, _ behaviour: NetDeviceBehaviour, _ cpu: Int32?,
-    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Memory>, name: String
+    _ counters: NetDeviceCounters, _ handle: NetDeviceThread<Memory>, name: String, finished: @escaping @Sendable () -> Void = {}
 ) throws(DoorbellError) -> PinnedThread {
     let start = ResultBox((queues, waiter))
     return try PinnedThread(cpu: cpu, name: name) {
@@ -314,6 +337,7 @@ func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call:
             if let m = q.device as? PackedDevice<Memory> { out.memories.append(m.memory) }
         }
         handle.result.value = out
+        finished()
     }
 }
 
@@ -385,6 +409,7 @@ struct NetService: DeviceLoopService {
 
     @inlinable
     mutating func completed(queue: Int, count: Int) {
+        behaviour.positions?.add(queue, count)
         if transmits[queue] {
             counters.transmitted.wrappingIncrement(by: UInt64(count), ordering: .relaxed)
             counters.transmitBytes.wrappingIncrement(by: bytes, ordering: .relaxed)

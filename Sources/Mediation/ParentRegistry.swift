@@ -41,6 +41,12 @@ public enum ParentRegistry {
     public static let all: [ParentDescriptor] = [
         ParentDescriptor(VPVDPA.self),
         ParentDescriptor(VDPASim.self),
+        ParentDescriptor(IFCVF.self),
+        ParentDescriptor(ENIVDPA.self),
+        ParentDescriptor(MLX5VNet.self),
+        ParentDescriptor(OcteonEP.self),
+        ParentDescriptor(PDSVDPA.self),
+        ParentDescriptor(SNET.self),
     ]
 
     public static var names: [String] { all.map(\.name) }

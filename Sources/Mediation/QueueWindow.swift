@@ -17,7 +17,7 @@ struct QueueWindow {
         self.arena = arena
         self.base = base
         switch arena.kind {
-        case .split: addresses = try SplitLayout(queueSize: arena.queueSize).addresses(at: base)
+        case .split: addresses = try SplitLayout(queueSize: arena.queueSize, usedAlignment: arena.usedAlignment).addresses(at: base)
         case .packed: addresses = try PackedLayout(queueSize: arena.queueSize).addresses(at: base)
         }
     }
@@ -47,7 +47,7 @@ struct QueueWindow {
 
     func splitQueue<K: DoorbellNotifier, C: DoorbellWaiter>(index: UInt16, features: VirtioFeatures, kick: K, call: C,
                                                             interruptBypass: Bool) throws -> DriverQueue<SplitDriver, K, C> {
-        let driver = try SplitDriver(queue: index, layout: SplitLayout(queueSize: arena.queueSize), addresses: addresses,
+        let driver = try SplitDriver(queue: index, layout: SplitLayout(queueSize: arena.queueSize, usedAlignment: arena.usedAlignment), addresses: addresses,
                                      memory: memory(), features: features, indirectPool: pool)
         return queue(index, driver, kick, call, interruptBypass)
     }

@@ -69,12 +69,14 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
         // What the consumer knows of the parent: the ops it answers (vhost-vdpa's backend features).
         let supportedOps = type(of: binding.device).supportedOps
         self.layout = layout
+        let alignment = type(of: binding.device).vqAlignment
         // The guest memory is allocated (and zeroed) first and timed on its own; bring_up
         // is the message sequence alone.
         var arenas: [UInt16: QueueArena] = [:]
         try timed("allocate_rings", into: &timings) {
             for q in queues {
-                arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy, shareable: true)
+                arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy, shareable: true,
+                                           usedAlignment: alignment)
             }
         }
         self.arenas = arenas
@@ -88,6 +90,9 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
             var wanted = wantedFeatures.union(.version1)
             if layout == .packed { wanted.insert(.ringPacked) }
             let negotiated = wanted.intersection(offered)
+            if layout == .packed && !negotiated.contains(.ringPacked) {
+                throw MediationError.featureNotOffered(unoffered: VirtioFeatures.ringPacked.rawValue)
+            }
             try binding.handle(.setFeatures(negotiated))
             try binding.handle(.setStatus([.acknowledge, .driver, .featuresOK]))
             guard case let .status(s) = try binding.handle(.getStatus), s.contains(.featuresOK) else {

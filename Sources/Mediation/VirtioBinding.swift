@@ -103,7 +103,8 @@ public final class VirtioBinding<B: EndpointDoorbell>: @unchecked Sendable {
             var arenas: [UInt16: QueueArena] = [:]
             try timed("allocate_rings", into: &timings) {
                 for q in queues {
-                    arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy)
+                    arenas[q] = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy,
+                                               usedAlignment: parent.vqAlignment)
                 }
             }
             self.arenas = arenas
@@ -114,6 +115,10 @@ public final class VirtioBinding<B: EndpointDoorbell>: @unchecked Sendable {
             var wanted = wantedFeatures.union(.version1)
             if layout == .packed { wanted.insert(.ringPacked) }
             let negotiated = wanted.intersection(device.getDeviceFeatures())
+            // A packed ring the device does not offer is refused here, not run as split.
+            if layout == .packed && !negotiated.contains(.ringPacked) {
+                throw MediationError.featureNotOffered(unoffered: VirtioFeatures.ringPacked.rawValue)
+            }
             try device.setDriverFeatures(negotiated)
             try device.setStatus([.acknowledge, .driver, .featuresOK])
             guard device.getStatus().contains(.featuresOK) else { throw MediationError.featuresRefused(driverFeatures: negotiated.rawValue) }

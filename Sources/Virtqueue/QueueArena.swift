@@ -23,6 +23,8 @@ public final class QueueArena: @unchecked Sendable {
     public let bufferSize: Int
     public let bufferCount: Int
     public let addresses: RingAddresses
+    /// The split used ring's alignment (4096 for a legacy device's layout).
+    public let usedAlignment: Int
 
     public var memory: GuestMemory { backed.memory }
     public var region: HugepageRegion { backed.regions[0] }
@@ -31,15 +33,16 @@ public final class QueueArena: @unchecked Sendable {
     public static let baseGPA: UInt64 = 0x4000_0000
 
     public init(kind: RingLayoutKind, queueSize: Int, bufferSize: Int = 2048, bufferCount: Int? = nil,
-                indirectEntries: Int = 8, policy: BackingPolicy = .best, shareable: Bool = false) throws {
+                indirectEntries: Int = 8, policy: BackingPolicy = .best, shareable: Bool = false, usedAlignment: Int = 64) throws {
         self.kind = kind
+        self.usedAlignment = usedAlignment
         self.queueSize = queueSize
         self.bufferSize = bufferSize
         self.bufferCount = bufferCount ?? queueSize
         self.indirectEntries = indirectEntries
         let ringBytes: Int
         switch kind {
-        case .split: ringBytes = try SplitLayout(queueSize: queueSize).totalSize
+        case .split: ringBytes = try SplitLayout(queueSize: queueSize, usedAlignment: usedAlignment).totalSize
         case .packed: ringBytes = try PackedLayout(queueSize: queueSize).totalSize
         }
         func align(_ n: Int, _ a: Int) -> Int { (n + a - 1) / a * a }
@@ -53,7 +56,7 @@ public final class QueueArena: @unchecked Sendable {
         indirectGPA = base + UInt64(indirectOffset)
         bufferGPA = base + UInt64(bufferOffset)
         switch kind {
-        case .split: addresses = try SplitLayout(queueSize: queueSize).addresses(at: base)
+        case .split: addresses = try SplitLayout(queueSize: queueSize, usedAlignment: usedAlignment).addresses(at: base)
         case .packed: addresses = try PackedLayout(queueSize: queueSize).addresses(at: base)
         }
     }
@@ -70,13 +73,13 @@ public final class QueueArena: @unchecked Sendable {
     }
 
     public func splitDriver(features: VirtioFeatures, queue: UInt16 = 0) throws(VirtqueueError) -> SplitDriver {
-        try SplitDriver(queue: queue, layout: SplitLayout(queueSize: queueSize), addresses: addresses,
+        try SplitDriver(queue: queue, layout: SplitLayout(queueSize: queueSize, usedAlignment: usedAlignment), addresses: addresses,
                         memory: memory, features: features, indirectPool: indirectPool)
     }
 
     public func splitDevice(features: VirtioFeatures, queue: UInt16 = 0,
                             state: SplitQueueState = .init()) throws(VirtqueueError) -> SplitDevice<GuestMemory> {
-        try SplitDevice(queue: queue, layout: SplitLayout(queueSize: queueSize), addresses: addresses,
+        try SplitDevice(queue: queue, layout: SplitLayout(queueSize: queueSize, usedAlignment: usedAlignment), addresses: addresses,
                         memory: memory, features: features, state: state)
     }
 

@@ -34,6 +34,9 @@ struct RunCommand: ParsableCommand {
         if let duration {
             guard duration > 0 else { throw CLIError("--duration must be positive") }
             options.plan.secondsPerScenario = duration
+        } else if suite == .quick {
+            // The default suite stays within 90 s with calibration and the lifecycles.
+            options.scenarioPhaseSeconds = Suite.quickScenarioSeconds
         }
         if let rounds {
             guard rounds > 0 else { throw CLIError("--rounds must be positive") }

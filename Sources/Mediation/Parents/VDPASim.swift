@@ -90,26 +90,7 @@ public final class VDPASim: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
-        try core.withState { (s) throws(MediationError) in
-            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
-            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
-            let packed = s.machine.driverFeatures.contains(.ringPacked)
-            let size = s.queues[Int(queue)].size ?? core.identity.maxQueueSize
-            do {
-                switch state {
-                case let .split(st) where !packed: try st.validate(queue: queue, queueSize: size)
-                case let .packed(st) where packed: try st.validate(queue: queue, queueSize: size)
-                default: throw MediationError.invalidQueueState(queue: queue, reason: "state layout does not match the negotiated ring")
-                }
-            } catch let e as VirtqueueError {
-                throw .invalidQueueState(queue: queue, reason: "\(e)")
-            } catch let e as MediationError {
-                throw e
-            } catch {
-                throw .invalidQueueState(queue: queue, reason: "\(error)")
-            }
-            s.queues[Int(queue)].state = state
-        }
+        try core.setQueueStateWhileStopped(queue, state)
     }
 
     public func setMap(_ mappings: [IOTLB.Mapping]) throws(MediationError) {

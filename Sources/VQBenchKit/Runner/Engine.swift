@@ -11,6 +11,10 @@ public struct RunOptions: Sendable {
     /// Exactly these scenarios instead of the suite's (the gate's fixed ids).
     public var scenarios: [ScenarioID]?
     public var plan = MeasurementPlan()
+    /// When set, the scenarios share this many seconds (each gets at most the plan's own
+    /// budget): the quick suite compares every parent within its 90 s by shortening each
+    /// scenario's rounds, never by dropping scenarios.
+    public var scenarioPhaseSeconds: Double?
     /// Repetitions of each parent's lifecycle timed after the scenarios when any scenario
     /// is mediated (0: none).
     public var lifecycleRepetitions = 10
@@ -58,7 +62,12 @@ public enum Engine {
         let machine = MachineInfo.collect(ioUring: .init(available: probe.ioUring.available, ops: probe.ioUring.ops,
                                                          reason: probe.ioUring.reason))
         let calibration = try calibrate(probe: probe, placement: placement, log: log)
-        var runner = ScenarioRunner(plan: options.plan, probe: probe, placement: placement,
+        var plan = options.plan
+        if let phase = options.scenarioPhaseSeconds, !ids.isEmpty {
+            plan.secondsPerScenario = min(plan.secondsPerScenario, phase / Double(ids.count))
+            log("each scenario gets \(fixed(plan.secondsPerScenario, 2)) s (\(ids.count) share \(fixed(phase, 0)) s)")
+        }
+        var runner = ScenarioRunner(plan: plan, probe: probe, placement: placement,
                                     bareRingRate: median(calibration.bareRingSamples))
         let measured = measureInterleaved(ids, runner: &runner, calibrationRoundTripNs: calibration.cacheline.medianNanoseconds,
                                           log: log)

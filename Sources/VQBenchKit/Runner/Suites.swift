@@ -13,6 +13,10 @@ public enum Suite: String, CaseIterable, Sendable {
     /// Doorbell ids a suite measures. "poll" is no notification at all: both sides poll the ring.
     static let quickDoorbells = ["poll", "busy-poll", "eventfd", "io_uring-msgring", "io_uring-msgring-busy", "futex", "hybrid-eventfd"]
     static let allDoorbells = ["poll"] + DoorbellTransport.all.map(\.id)
+    /// Seconds the quick suite's scenarios share (calibration, warm-ups and lifecycles take
+    /// the rest of its 90 s).
+    public static let quickScenarioSeconds: Double = 75
+
     /// The parents (the registry's, in its order) whose devices run `layout`.
     static func mediators(for layout: RingLayoutKind) -> [String] {
         ParentRegistry.all.filter { $0.layouts.contains(layout) }.map(\.name)

@@ -1,0 +1,51 @@
+// The datapath half every hardware-like parent shares: its device thread (the one device
+// loop, started through the core's dispatch point), and, when its interrupts do not bypass
+// the mediator, the handler thread that relays them. A parent file says which memory its
+// device reaches, whether it copies payloads and how interrupts leave it; this runs them.
+
+import Doorbell
+import Virtqueue
+import VirtioMemory
+
+/// How a parent's interrupts reach the driver.
+public enum InterruptDelivery: Sendable, Equatable, CustomStringConvertible {
+    /// The device signals the driver's callback itself (get_vq_irq answered).
+    case bypass
+    /// Through the parent's handler thread, routed as said.
+    case relayed(InterruptRouting)
+    public var description: String {
+        switch self {
+        case .bypass: "bypass"
+        case let .relayed(r): r.rawValue
+        }
+    }
+}
+
+/// A parent's running device thread (and its interrupt handler, when interrupts do not bypass).
+final class ParentDatapath<Memory: DeviceMemory>: @unchecked Sendable {
+    private var thread: NetDeviceThread<Memory>?
+    /// What the interrupt handler did over every run.
+    let handled = InterruptHandlerTally()
+    /// Why the device thread stopped by itself, one entry per stop.
+    private(set) var errors: [String] = []
+    var isRunning: Bool { thread != nil }
+
+    func start(_ core: VDPADeviceCore, memory: Memory, behaviour: NetDeviceBehaviour, delivery: InterruptDelivery,
+               cpu: Int32?, counters: NetDeviceCounters) throws(MediationError) {
+        var behaviour = behaviour
+        if case let .relayed(routing) = delivery {
+            behaviour.routing = routing
+            behaviour.handled = handled
+        }
+        thread = try core.startNetDevice(memory: memory, behaviour: behaviour, cpu: cpu, counters: counters)
+    }
+
+    /// Stops the device thread; the core takes back the queues' positions.
+    func stop(_ core: VDPADeviceCore) {
+        guard let t = thread else { return }
+        let stop = t.stop(wake: core.wakeForStop)
+        if let e = stop.error { errors.append(e) }
+        core.absorb(stop)
+        thread = nil
+    }
+}
