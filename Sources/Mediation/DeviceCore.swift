@@ -204,6 +204,8 @@ public final class VDPADeviceCore: @unchecked Sendable {
             }
             s.suspended = false
             s.lastDeviceFault = nil
+            // The driver that mapped the notify area has reset the device: the next one maps it anew.
+            s.notifyAreaMapped = false
         }
     }
 

@@ -128,12 +128,12 @@ public final class FirmwareChannel: @unchecked Sendable {
     /// caller sees a timeout; the command's work is not done).
     public func dropNext(_ name: String) { state.withLock { $0.drop.insert(name) } }
 
-    /// A device reset: commands still queued are abandoned, a dropped-command fault is cleared.
+    /// A device reset: commands still queued are abandoned (an injected fault stays armed
+    /// until the command it names comes).
     public func reset() {
         state.withLock { s in
             for slot in s.queue { slot.result = .failure(.firmwareReset(parent: parent)) }
             s.queue.removeAll()
-            s.drop.removeAll()
         }
         state.broadcast()
     }

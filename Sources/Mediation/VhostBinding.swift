@@ -449,8 +449,16 @@ public final class VhostBinding: @unchecked Sendable {
 
     /// Stops polling the kick fds, resets the device, unmaps the consumer's memory and
     /// releases the device from the bus (the consumer has gone).
+    private var unbound = false
+
+    /// A binding dropped without unbind() still stops the device before the consumer's
+    /// memory it mapped is unmapped.
+    deinit { unbind() }
+
     public func unbind() {
         lock.withLock {
+            guard !unbound else { return }
+            unbound = true
             let t0 = cplatform_monotonic_ns()
             resetOwner()
             bus.release(device)

@@ -184,8 +184,16 @@ public final class VirtioBinding<B: EndpointDoorbell>: @unchecked Sendable {
     public func takeSplitQueue(_ q: UInt16) -> VirtioQueue<SplitDriver, B>? { splitQueues.removeValue(forKey: q) }
     public func takePackedQueue(_ q: UInt16) -> VirtioQueue<PackedDriver, B>? { packedQueues.removeValue(forKey: q) }
 
+    private var unbound = false
+
+    /// A binding dropped without unbind() still stops the device before the ring memory it
+    /// reads is freed.
+    deinit { if !unbound { unbind() } }
+
     /// Resets the device (stopping its thread) and releases it from the bus.
     public func unbind() {
+        guard !unbound else { return }
+        unbound = true
         let t0 = cplatform_monotonic_ns()
         device.reset()
         bus.release(device)

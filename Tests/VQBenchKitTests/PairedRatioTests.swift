@@ -207,12 +207,15 @@ struct PairingOrderTests {
             split.layout = "split"
             #expect(order[i - 1] == split, "\(id) should follow \(split)")
         }
-        // vhost follows virtio of the same parent within two slots.
+        // vhost follows virtio of the same parent within two slots (the packed point of the
+        // virtio binding stands between them when the parent runs packed rings).
         for (i, id) in order.enumerated() where id.binding == "vhost" {
             var virtio = id
             virtio.binding = "virtio"
             let j = order.firstIndex(of: virtio)!
-            #expect(i - j == 2)
+            var packed = virtio
+            packed.layout = "packed"
+            #expect(i - j == (id.layout == "split" && !ids.contains(packed) ? 1 : 2), "\(id)")
         }
     }
 

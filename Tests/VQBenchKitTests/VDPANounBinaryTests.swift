@@ -4,6 +4,7 @@
 // builds both into the same directory).
 
 import Foundation
+import Mediation
 import Testing
 @testable import VQBenchKit
 
@@ -134,7 +135,7 @@ struct VDPANounBinaryTests {
         let all = try state.vqbench("mgmtdev", "show")
         #expect(all.status == 0)
         let heads = all.stdout.split(separator: "\n").filter { !$0.hasPrefix(" ") }
-        #expect(heads == ["vdpa_sim_mgmt:", "vp_vdpa_mgmt:"])
+        #expect(heads == ParentRegistry.names.map { $0 + "_mgmt:" }.sorted().map { Substring($0) })
         let one = try state.vqbench("mgmtdev", "show", "vp_vdpa_mgmt")
         #expect(one.stdout.hasPrefix("vp_vdpa_mgmt:\n  supported_classes net\n  max_supported_vqs 8\n  dev_features "))
         #expect(one.stdout.contains("NOTIFICATION_DATA"))
@@ -149,8 +150,8 @@ struct VDPANounBinaryTests {
 
     static let badCases: [BadCase] = [
         .init(arguments: ["dev", "add", "name", "x", "mgmtdev", "nope"],
-              message: "unknown management device \"nope\"; known: vdpa_sim_mgmt, vp_vdpa_mgmt"),
-        .init(arguments: ["mgmtdev", "show", "nope"], message: "unknown management device \"nope\"; known: vdpa_sim_mgmt, vp_vdpa_mgmt"),
+              message: "unknown management device \"nope\"; known: " + ParentRegistry.names.map { $0 + "_mgmt" }.sorted().joined(separator: ", ")),
+        .init(arguments: ["mgmtdev", "show", "nope"], message: "unknown management device \"nope\"; known: " + ParentRegistry.names.map { $0 + "_mgmt" }.sorted().joined(separator: ", ")),
         .init(arguments: ["dev", "add", "name", "vdpa0", "mgmtdev", "vp_vdpa_mgmt"],
               message: "a vDPA device named \"vdpa0\" already exists"),
         .init(arguments: ["dev", "del", "ghost"], message: "no vDPA device named \"ghost\"; devices: vdpa0"),
