@@ -154,6 +154,9 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     /// writes, a firmware command, a cached value — called before the core applies the op,
     /// so a refusal leaves the device as it was.
     func deliver(_ access: ControlAccess) throws(MediationError)
+    /// The modelled part of the control path so far (register flight times, firmware service
+    /// times; the parent's model parameters × what it did), kept apart from measured time.
+    var modelledControlNanoseconds: Double { get }
     /// The ops this parent implements; calling any other one is ``MediationError/unsupportedOp(_:parent:)``.
     static var supportedOps: Set<ConfigOp> { get }
     static var dmaModel: DMAModel { get }
@@ -203,6 +206,7 @@ extension VDPAConfigOps {
     public static var supportedLayouts: [RingLayoutKind] { [.split, .packed] }
     public static var vqAlignment: Int { 64 }
     public func deliver(_ access: ControlAccess) throws(MediationError) {}
+    public var modelledControlNanoseconds: Double { 0 }
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName) }
     public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { throw .unsupportedOp(.getVQState, parent: Self.parentName) }
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) { throw .unsupportedOp(.setVQState, parent: Self.parentName) }

@@ -99,12 +99,22 @@ public struct NetDeviceBehaviour: Sendable {
 
 /// Chains each queue has completed since the device thread started, as a device register
 /// the control path may read while the queue runs.
-public final class QueuePositions: Sendable {
-    let words: [ManagedAtomic<UInt64>]
-    public init(queues: Int) { words = (0..<max(queues, 1)).map { _ in ManagedAtomic<UInt64>(0) } }
+public final class QueuePositions: @unchecked Sendable {
+    @usableFromInline let words: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+    public let count: Int
+    public init(queues: Int) {
+        count = max(queues, 1)
+        words = .allocate(capacity: count)
+        words.initialize(repeating: .init(0), count: count)
+    }
+    deinit { words.deallocate() }
     /// relaxed: a register read races the device by nature; it is exact between bursts.
-    public func completed(_ q: Int) -> UInt64 { words[q].load(ordering: .relaxed) }
-    @usableFromInline func add(_ q: Int, _ n: Int) { words[q].wrappingIncrement(by: UInt64(n), ordering: .relaxed) }
+    public func completed(_ q: Int) -> UInt64 { UnsafeAtomic<UInt64>(at: words + q).load(ordering: .relaxed) }
+    /// The device thread is the register's one writer: a plain load and store, no locked RMW.
+    @inlinable func add(_ q: Int, _ n: Int) {
+        let w = UnsafeAtomic<UInt64>(at: words + q)
+        w.store(w.load(ordering: .relaxed) &+ UInt64(n), ordering: .relaxed)
+    }
 }
 
 /// One queue on the device thread.

@@ -112,4 +112,6 @@ public final class ENIVDPA: VDPAConfigOps, @unchecked Sendable {
             throw .invalidQueueState(queue: queue, reason: "eni_vdpa accepts only the initial split state")
         }
     }
+
+    public var modelledControlNanoseconds: Double { Double(ioRegisterAccesses) * 1000 }
 }

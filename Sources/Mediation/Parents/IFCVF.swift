@@ -137,4 +137,6 @@ public final class IFCVF: VDPAConfigOps, @unchecked Sendable {
         try core.setQueueStateWhileStopped(queue, state)
         lmRegisterWrites += 1
     }
+
+    public var modelledControlNanoseconds: Double { Double(commonConfigWrites) * 200 + Double(lmRegisterReads + lmRegisterWrites) * 900 }
 }

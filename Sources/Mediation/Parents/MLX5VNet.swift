@@ -33,6 +33,7 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
     public private(set) var memoryKey: [IOTLB.Mapping] = []
     /// Virtqueue objects the firmware holds (created at DRIVER_OK, destroyed at reset).
     public private(set) var virtqueueObjects = 0
+    private var memoryKeyModelledTotal: Double = 0
 
     public static var parentName: String { "mlx5_vnet" }
     public static var strategy: String {
@@ -103,6 +104,7 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
         let sorted = table.allMappings.sorted { $0.iova < $1.iova }
         try commands([FirmwareCommand("CREATE_MKEY") { .value(UInt64(sorted.count)) }])
         memoryKey = sorted
+        memoryKeyModelledTotal += memoryKeyModelledNanoseconds
         core.withState { $0.iotlb = table }
     }
 
@@ -183,4 +185,6 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
         try core.setQueueStateWhileStopped(queue, state)
     }
+
+    public var modelledControlNanoseconds: Double { firmware.counters.modelledNanoseconds + memoryKeyModelledTotal }
 }

@@ -124,4 +124,6 @@ public final class OcteonEP: VDPAConfigOps, @unchecked Sendable {
             throw .invalidQueueState(queue: queue, reason: "octeon_ep accepts only the initial state")
         }
     }
+
+    public var modelledControlNanoseconds: Double { firmware.counters.modelledNanoseconds }
 }

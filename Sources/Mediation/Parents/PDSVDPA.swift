@@ -118,4 +118,6 @@ public final class PDSVDPA: VDPAConfigOps, @unchecked Sendable {
         _ = try firmware.execute(FirmwareCommand("VDPA_VQ_SET_STATE"))
         try core.setQueueStateWhileStopped(queue, state)
     }
+
+    public var modelledControlNanoseconds: Double { firmware.counters.modelledNanoseconds }
 }

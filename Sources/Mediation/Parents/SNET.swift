@@ -136,4 +136,6 @@ public final class SNET: VDPAConfigOps, @unchecked Sendable {
             throw .invalidQueueState(queue: queue, reason: "snet accepts only the initial state")
         }
     }
+
+    public var modelledControlNanoseconds: Double { firmware.counters.modelledNanoseconds }
 }

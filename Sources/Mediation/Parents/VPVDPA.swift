@@ -110,4 +110,6 @@ public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
             throw .invalidQueueState(queue: queue, reason: "vp_vdpa accepts only the initial state")
         }
     }
+
+    public var modelledControlNanoseconds: Double { Double(commonConfigWrites) * 200 }
 }

@@ -2,6 +2,8 @@
 // the JSON. Byte-identical for the same document: dictionaries are walked in sorted key order
 // and every number goes through ReportFormat, never a locale.
 
+import Mediation
+
 public enum MarkdownReport {
     public static func render(_ doc: ResultsDocument) -> String {
         var out: [String] = []
@@ -10,6 +12,7 @@ public enum MarkdownReport {
         machine(doc.machine, into: &out)
         calibration(doc.calibration, into: &out)
         scenarios(doc.scenarios, notes: notes, into: &out)
+        parents(doc.scenarios, controlPath: doc.controlPath ?? [], notes: notes, into: &out)
         footnotes(notes, into: &out)
         comparisons(doc.comparisons, into: &out)
         repeatSpread(doc.repeatSpread, into: &out)
@@ -174,6 +177,54 @@ public enum MarkdownReport {
         cells.append(figure(s.ratioToBare) { ReportFormat.decimal($0, 3) })
         cells.append(ReportFormat.cell(s.placement ?? "—"))
         return cells
+    }
+
+    /// Every mediated scenario of the run side by side, parents in registry order: what a user
+    /// comparing vendor mediators reads first. Bring-up is the lifecycle run's median for the
+    /// parent and binding; its modelled part (firmware and register times) stands apart.
+    static func parents(_ all: [ScenarioResult], controlPath: [ResultsDocument.ControlPathOperation], notes: ModelledNotes,
+                        into out: inout [String]) {
+        let order = ParentRegistry.names
+        let mediated = all.filter { $0.params.mediator != "none" }.sorted { a, b in
+            let (pa, pb) = (order.firstIndex(of: a.params.mediator) ?? order.count, order.firstIndex(of: b.params.mediator) ?? order.count)
+            if pa != pb { return pa < pb }
+            return tableOrder(a, b)
+        }
+        guard !mediated.isEmpty else { return }
+        out += ["## Parents side by side", "",
+                "Each parent's datapath as measured (× no mediator: over the same device model on bare rings, same rounds), "
+                    + "and its bring-up from the control-path run (µs; † the modelled part: firmware and register times the "
+                    + "parent's model parameters give, never added to the measured time).", "",
+                "| Parent | Layout | Binding | Doorbell | Mpkt/s | p50 µs | p99 µs | Kicks/1k | IRQs/1k | CPU ns/desc | × no mediator [ci95] | Bring-up µs | Bring-up modelled µs † |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        func control(_ parent: String, _ op: String) -> String {
+            controlPath.first { $0.parent == parent && $0.operation == op }.map { ReportFormat.decimal($0.medianNs / 1000, 1) } ?? "—"
+        }
+        for s in mediated {
+            let p = s.params
+            let mark = notes.mark(for: s)
+            var cells = [ReportFormat.cell(p.mediator) + mark, ReportFormat.cell(p.layout), ReportFormat.cell(p.binding), ReportFormat.cell(p.doorbell)]
+            guard s.status == .ok else {
+                cells.append(ReportFormat.cell("\(s.status.rawValue): \(s.reason ?? "no reason recorded")"))
+                cells += Array(repeating: "—", count: 8)
+                out.append("| " + cells.joined(separator: " | ") + " |")
+                continue
+            }
+            let modelledOp = p.binding == "vhost" ? "vhost: bring_up and reset_owner (modelled †)" : "virtio: bring_up (modelled †)"
+            cells += [
+                s.throughput.map { ReportFormat.mega($0.packetsPerSecond.median) } ?? "—",
+                s.latencyNs.map { ReportFormat.micros($0.p50) } ?? "—",
+                s.latencyNs.map { ReportFormat.micros($0.p99) } ?? "—",
+                s.counters.map { ReportFormat.decimal($0.kicksPer1k, 1) } ?? "—",
+                s.counters.map { ReportFormat.decimal($0.interruptsPer1k, 1) } ?? "—",
+                s.cpuNsPerDesc.map { ReportFormat.decimal($0, 1) } ?? "—",
+                s.ratioToBare.map { ReportFormat.decimal($0, 3) + " " + interval(s.ratioToBareCI95, { ReportFormat.decimal($0, 3) }) } ?? "—",
+                control(p.mediator, "\(p.binding): bring_up"),
+                control(p.mediator, modelledOp),
+            ]
+            out.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        out.append("")
     }
 
     static func interval(_ ci95: [Double]?, _ format: (Double) -> String) -> String {

@@ -55,6 +55,10 @@ public enum LifecycleRun {
             if samples[op] == nil { order.append(op) }
             samples[op, default: []].append(Double(ns))
         }
+        /// The modelled part of an operation (never added to its measured time), when it has one.
+        mutating func addModelled(_ op: String, _ ns: Double) {
+            if ns > 0 { add(op + " (modelled †)", UInt64(ns)) }
+        }
         mutating func add(_ prefix: String, _ timings: [LifecycleTiming]) {
             for t in timings { add(prefix + t.operation, t.nanoseconds) }
         }
@@ -76,15 +80,19 @@ public enum LifecycleRun {
         mdev.register(MdevType(name: "\(parent)-net", classID: .net, maxInstances: 1), factory: factory)
         let guid = "6f1d0b9e-33c5-4a8e-9d71-0c2b5e7a4f10"
         let device = try mdev.create(type: "\(parent)-net", guid: guid)
+        var modelled = device.modelledControlNanoseconds
         let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: bus, layout: .split, queues: [0, 1], queueSize: 256, callBell: (),
                                         probe: probe)
         record.add("virtio: ", binding.timings)
+        record.addModelled("virtio: bring_up", device.modelledControlNanoseconds - modelled)
         var tx = binding.takeSplitQueue(1)!
         try expectTraffic(tx.transmit(packets: trafficPackets, payloadBytes: 64, batch: 32), parent, "virtio")
         // Suspend, queue state and resume, as far as the parent has them.
         let ops = descriptor.supportedOps
         if ops.contains(.suspend) {
+            modelled = device.modelledControlNanoseconds
             try record.time("suspend") { try device.suspend() }
+            record.addModelled("suspend", device.modelledControlNanoseconds - modelled)
             if ops.contains(.getVQState) {
                 let state = try record.time("get_vq_state") { try device.getVQState(1) }
                 if ops.contains(.setVQState) { try record.time("set_vq_state") { try device.setVQState(1, state) } }
@@ -108,6 +116,7 @@ public enum LifecycleRun {
         let added = try tool.devAdd(name: "vdpa0", mgmtdev: "\(parent)_mgmt")
         _ = try tool.devConfigShow(name: "vdpa0")
         let vhost = try VhostBinding(device: added, bus: bus)
+        let vhostModelled = added.modelledControlNanoseconds
         let consumer = Slot((TrafficOutcome(), [LifecycleTiming](), String?.none))
         let thread = try PinnedThread(cpu: placement.driverCPU) {
             do {
@@ -125,6 +134,7 @@ public enum LifecycleRun {
         try expectTraffic(consumer.value.0, parent, "vhost")
         vhost.unbind()
         record.add("vhost: ", consumer.value.1)
+        record.addModelled("vhost: bring_up and reset_owner", added.modelledControlNanoseconds - vhostModelled)
         record.add("vhost: ", vhost.timings)
         try tool.devDel(name: "vdpa0")
         record.add("", tool.timings)

@@ -15,7 +15,7 @@ public enum Suite: String, CaseIterable, Sendable {
     static let allDoorbells = ["poll"] + DoorbellTransport.all.map(\.id)
     /// Seconds the quick suite's scenarios share (calibration, warm-ups and lifecycles take
     /// the rest of its 90 s).
-    public static let quickScenarioSeconds: Double = 75
+    public static let quickScenarioSeconds: Double = 50
 
     /// The parents (the registry's, in its order) whose devices run `layout`.
     static func mediators(for layout: RingLayoutKind) -> [String] {
