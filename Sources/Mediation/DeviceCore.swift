@@ -96,6 +96,22 @@ public final class VDPADeviceCore: @unchecked Sendable {
                             configSpace: config.bytes, kick: try kick.makeEndpoint(probe: probe))
     }
 
+    /// A virtio-net device as a parent makes one from its configuration: two queues per
+    /// queue pair, the configuration's features or the parent's offer.
+    public convenience init(net c: ParentConfiguration, vendorID: UInt32, offered: VirtioFeatures,
+                            maxQueueSize: Int? = nil) throws(MediationError) {
+        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
+        try self.init(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: vendorID, queueCount: queues,
+                                               maxQueueSize: maxQueueSize ?? c.maxQueueSize),
+                      deviceFeatures: c.features ?? offered, config: c.config, kick: c.kick, probe: c.probe)
+    }
+
+    /// get_vq_irq of a device with one MSI-X vector per queue (vector 0 is config changes).
+    public func perQueueVector(_ queue: UInt16) throws(MediationError) -> Int {
+        guard Int(queue) < identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: identity.queueCount) }
+        return Int(queue) + 1
+    }
+
     public func withState<T, E: Error>(_ body: (inout DeviceState) throws(E) -> T) throws(E) -> T {
         try lock.withLock { () throws(E) -> T in try body(&state) }
     }

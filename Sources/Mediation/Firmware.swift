@@ -53,8 +53,9 @@ public final class FirmwareChannel: @unchecked Sendable {
 
     private let state: State
 
+    /// `cpu`: where the firmware thread runs (the device's CPU: firmware is the device's side).
     public init(parent: String, serviceTime: ModelParameter, parallelism: Int = 1,
-                timeoutNanoseconds: UInt64 = 1_000_000_000) throws(MediationError) {
+                timeoutNanoseconds: UInt64 = 1_000_000_000, cpu: Int32? = nil) throws(MediationError) {
         self.parent = parent
         self.serviceTime = serviceTime
         self.parallelism = max(1, parallelism)
@@ -62,7 +63,7 @@ public final class FirmwareChannel: @unchecked Sendable {
         state = State()
         let s = state
         do {
-            s.thread = try PinnedThread(cpu: nil, name: "fw:" + String(parent.prefix(12))) { s.serve() }
+            s.thread = try PinnedThread(cpu: cpu, name: "fw:" + String(parent.prefix(12))) { s.serve() }
         } catch {
             throw .doorbell(error)
         }

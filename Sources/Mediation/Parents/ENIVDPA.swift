@@ -42,8 +42,7 @@ public final class ENIVDPA: VDPAConfigOps, @unchecked Sendable {
     public static var modelParameters: [ModelParameter] {
         [ModelParameter(name: "legacy_pio_access_ns", value: 1000, unit: "ns",
                         source: "non-posted PCIe I/O transaction round trip; Neugebauer et al., SIGCOMM 2018"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018"),
+         .msixInterruptDelivery,
          ModelParameter(name: "eni_queue_size", value: Double(queueSize), unit: "descriptors",
                         source: "the simulated device's QUEUE_NUM register (the hardware's own value is not public; 256 is the suite's queue size)")]
     }
@@ -53,11 +52,9 @@ public final class ENIVDPA: VDPAConfigOps, @unchecked Sendable {
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x1DED, queueCount: queues,
-                                                            maxQueueSize: Self.queueSize),
-                                  deviceFeatures: (c.features ?? Self.offeredFeatures).subtracting(.ringPacked),
-                                  config: c.config, kick: c.kick, probe: c.probe)
+        var c = c
+        c.features = (c.features ?? Self.offeredFeatures).subtracting(.ringPacked)
+        core = try VDPADeviceCore(net: c, vendorID: 0x1DED, offered: Self.offeredFeatures, maxQueueSize: Self.queueSize)
         deviceCPU = c.deviceCPU
     }
 
@@ -102,8 +99,7 @@ public final class ENIVDPA: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
-        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
-        return Int(queue) + 1
+        try core.perQueueVector(queue)
     }
 
     /// A legacy device has no queue state registers: only the initial state, before it ran.

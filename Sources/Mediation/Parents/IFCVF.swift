@@ -44,12 +44,9 @@ public final class IFCVF: VDPAConfigOps, @unchecked Sendable {
         ConfigOp.mandatory.union([.getVQNotification, .getVQIRQ, .getVQState, .setVQState])
     }
     public static var modelParameters: [ModelParameter] {
-        [ModelParameter(name: "pcie_doorbell_write_ns", value: 200, unit: "ns",
-                        source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018 (PCIe performance for end-host networking)"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018"),
-         ModelParameter(name: "common_cfg_write_ns", value: 200, unit: "ns",
-                        source: "virtio-pci common config register write (PCIe posted write), same source"),
+        [.pcieDoorbellWrite,
+         .msixInterruptDelivery,
+         .commonConfigWrite,
          ModelParameter(name: "lm_register_access_ns", value: 900, unit: "ns",
                         source: "non-posted PCIe register read round trip; Neugebauer et al., SIGCOMM 2018")]
     }
@@ -58,12 +55,10 @@ public final class IFCVF: VDPAConfigOps, @unchecked Sendable {
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x8086, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0x8086, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
         // ifcvf asks for one vector per queue plus one for config changes.
+        let queues = core.identity.queueCount
         vectorsGranted = min(c.interruptVectors ?? queues + 1, queues + 1)
         sharedVector = vectorsGranted < queues + 1
     }
@@ -108,9 +103,8 @@ public final class IFCVF: VDPAConfigOps, @unchecked Sendable {
 
     /// A vector of its own per queue (vector 0 is config), unless the queues share one.
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
-        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
         guard !sharedVector else { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName + " (queues share one vector)") }
-        return Int(queue) + 1
+        return try core.perQueueVector(queue)
     }
 
     /// The live-migration register: while a split queue runs, the last available index the

@@ -52,25 +52,20 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
                                            source: "assumed: no public measurement of memory-key creation per region")
     public static var modelParameters: [ModelParameter] {
         [command, parallelism, mkeyRegion,
-         ModelParameter(name: "pcie_doorbell_write_ns", value: 200, unit: "ns",
-                        source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018")]
+         .pcieDoorbellWrite,
+         .msixInterruptDelivery]
     }
     public static var offeredFeatures: VirtioFeatures {
         VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform]).union(NetConfig.netFeatures)
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x15B3, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0x15B3, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
         delivery = c.interrupts ?? .bypass
         parallelCommands = c.parallelFirmwareCommands
         firmware = try FirmwareChannel(parent: Self.parentName, serviceTime: Self.command, parallelism: Int(Self.parallelism.value),
-                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds)
+                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds, cpu: c.deviceCPU)
     }
 
     /// Queue setup is cached by the driver; DRIVER_OK creates the virtqueue objects.
@@ -148,9 +143,8 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
-        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
         guard delivery == .bypass else { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName + " (interrupts by CQ callback)") }
-        return Int(queue) + 1
+        return try core.perQueueVector(queue)
     }
 
     private var liveQueues: [Int] { core.withState { s in s.queues.indices.filter { s.queues[$0].ready } } }

@@ -43,10 +43,8 @@ public final class OcteonEP: VDPAConfigOps, @unchecked Sendable {
                                           source: "assumed: no public measurement; set at the driver's 10 µs acknowledgement polling period")
     public static var modelParameters: [ModelParameter] {
         [emulation,
-         ModelParameter(name: "pcie_doorbell_write_ns", value: 200, unit: "ns",
-                        source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018")]
+         .pcieDoorbellWrite,
+         .msixInterruptDelivery]
     }
     public static var offeredFeatures: VirtioFeatures {
         VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform, .notificationData])
@@ -54,14 +52,11 @@ public final class OcteonEP: VDPAConfigOps, @unchecked Sendable {
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x177D, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0x177D, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
         timeoutNanoseconds = c.firmwareTimeoutNanoseconds
         firmware = try FirmwareChannel(parent: Self.parentName, serviceTime: Self.emulation,
-                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds)
+                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds, cpu: c.deviceCPU)
     }
 
     /// A queue op: the select write, polled until the firmware acknowledges it, then the

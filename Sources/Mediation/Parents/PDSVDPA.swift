@@ -33,23 +33,18 @@ public final class PDSVDPA: VDPAConfigOps, @unchecked Sendable {
                                              source: "assumed: no public measurement of the DSC firmware's admin-queue service time")
     public static var modelParameters: [ModelParameter] {
         [adminCommand,
-         ModelParameter(name: "pcie_doorbell_write_ns", value: 200, unit: "ns",
-                        source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018 (PCIe performance for end-host networking)"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018")]
+         .pcieDoorbellWrite,
+         .msixInterruptDelivery]
     }
     public static var offeredFeatures: VirtioFeatures {
         VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform]).union(NetConfig.netFeatures)
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x1DD8, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0x1DD8, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
         firmware = try FirmwareChannel(parent: Self.parentName, serviceTime: Self.adminCommand,
-                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds)
+                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds, cpu: c.deviceCPU)
     }
 
     /// The admin command each op becomes (pds_vdpa_cmd_*).
@@ -90,8 +85,7 @@ public final class PDSVDPA: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
-        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
-        return Int(queue) + 1
+        try core.perQueueVector(queue)
     }
 
     private func requireDisabled(_ queue: UInt16) throws(MediationError) {

@@ -40,21 +40,17 @@ public final class SNET: VDPAConfigOps, @unchecked Sendable {
         [handshake,
          ModelParameter(name: "kick_register_write_ns", value: 200, unit: "ns",
                         source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018")]
+         .msixInterruptDelivery]
     }
     public static var offeredFeatures: VirtioFeatures {
         VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform]).union(NetConfig.netFeatures)
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0xD063, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0xD063, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
         firmware = try FirmwareChannel(parent: Self.parentName, serviceTime: Self.handshake,
-                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds)
+                                       timeoutNanoseconds: c.firmwareTimeoutNanoseconds, cpu: c.deviceCPU)
     }
 
     /// Everything is cached, except DRIVER_OK: then the whole configuration goes to the DPU
@@ -115,8 +111,7 @@ public final class SNET: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
-        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
-        return Int(queue) + 1
+        try core.perQueueVector(queue)
     }
 
     /// A DPU message; the queues stop where they are. There is no resume: only a reset

@@ -38,10 +38,7 @@ public final class VDPASim: VDPAConfigOps, @unchecked Sendable {
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
     }
 

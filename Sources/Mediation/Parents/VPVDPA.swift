@@ -35,12 +35,9 @@ public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
         ConfigOp.mandatory.union([.kickVQWithData, .getVQNotification, .getVQIRQ, .getVQState, .setVQState])
     }
     public static var modelParameters: [ModelParameter] {
-        [ModelParameter(name: "pcie_doorbell_write_ns", value: 200, unit: "ns",
-                        source: "posted MMIO write flight time; Neugebauer et al., SIGCOMM 2018 (PCIe performance for end-host networking)"),
-         ModelParameter(name: "msix_interrupt_delivery_ns", value: 1000, unit: "ns",
-                        source: "MSI-X delivery to a host vector handler; Neugebauer et al., SIGCOMM 2018"),
-         ModelParameter(name: "common_cfg_write_ns", value: 200, unit: "ns",
-                        source: "virtio-pci common config register write (PCIe posted write), same source")]
+        [.pcieDoorbellWrite,
+         .msixInterruptDelivery,
+         .commonConfigWrite]
     }
 
     /// The device features a virtio-pci net device offers here.
@@ -50,10 +47,7 @@ public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
     }
 
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
-        core = try VDPADeviceCore(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: 0x1AF4, queueCount: queues,
-                                                            maxQueueSize: c.maxQueueSize),
-                                  deviceFeatures: c.features ?? Self.offeredFeatures, config: c.config, kick: c.kick, probe: c.probe)
+        core = try VDPADeviceCore(net: c, vendorID: 0x1AF4, offered: Self.offeredFeatures)
         deviceCPU = c.deviceCPU
     }
 
@@ -94,8 +88,7 @@ public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
 
     /// One MSI-X vector per queue (vector 0 is the config interrupt): bypass is possible.
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
-        guard Int(queue) < core.identity.queueCount else { throw .queueOutOfRange(queue: queue, queues: core.identity.queueCount) }
-        return Int(queue) + 1
+        try core.perQueueVector(queue)
     }
 
     /// A virtio-pci device cannot report where it is: only the initial state, before it ran.
