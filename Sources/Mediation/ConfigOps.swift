@@ -157,6 +157,9 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     /// The modelled part of the control path so far (register flight times, firmware service
     /// times; the parent's model parameters × what it did), kept apart from measured time.
     var modelledControlNanoseconds: Double { get }
+    /// Whether a driver's kicks of `queue` go straight to the device through the notify area
+    /// (false: they trap to kick_vq, as mlx5's software control queue's do).
+    func kicksPassThrough(queue: UInt16) -> Bool
     /// The ops this parent implements; calling any other one is ``MediationError/unsupportedOp(_:parent:)``.
     static var supportedOps: Set<ConfigOp> { get }
     static var dmaModel: DMAModel { get }
@@ -207,6 +210,7 @@ extension VDPAConfigOps {
     public static var vqAlignment: Int { 64 }
     public func deliver(_ access: ControlAccess) throws(MediationError) {}
     public var modelledControlNanoseconds: Double { 0 }
+    public func kicksPassThrough(queue: UInt16) -> Bool { Self.supportedOps.contains(.getVQNotification) }
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName) }
     public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { throw .unsupportedOp(.getVQState, parent: Self.parentName) }
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) { throw .unsupportedOp(.setVQState, parent: Self.parentName) }

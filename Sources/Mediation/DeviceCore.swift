@@ -98,9 +98,10 @@ public final class VDPADeviceCore: @unchecked Sendable {
 
     /// A virtio-net device as a parent makes one from its configuration: two queues per
     /// queue pair, the configuration's features or the parent's offer.
+    /// `controlQueue`: one more queue after the data queues, the control virtqueue.
     public convenience init(net c: ParentConfiguration, vendorID: UInt32, offered: VirtioFeatures,
-                            maxQueueSize: Int? = nil) throws(MediationError) {
-        let queues = 2 * Int(max(c.config.maxQueuePairs, 1))
+                            maxQueueSize: Int? = nil, controlQueue: Bool = false) throws(MediationError) {
+        let queues = 2 * Int(max(c.config.maxQueuePairs, 1)) + (controlQueue ? 1 : 0)
         try self.init(identity: DeviceIdentity(name: c.name, classID: .net, vendorID: vendorID, queueCount: queues,
                                                maxQueueSize: maxQueueSize ?? c.maxQueueSize),
                       deviceFeatures: c.features ?? offered, config: c.config, kick: c.kick, probe: c.probe)

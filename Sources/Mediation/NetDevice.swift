@@ -246,12 +246,14 @@ struct NetDeviceLaunch<Memory: DeviceMemory>: DeviceDoorbellVisitor {
 extension VDPADeviceCore {
     /// Starts the device thread over the ready queues (DRIVER_OK or resume), each device
     /// half reaching memory through `memory`, from where each queue left off.
+    /// `excluding`: ready queues another worker serves (a software control queue).
     func startNetDevice<Memory: DeviceMemory>(memory: Memory, behaviour: NetDeviceBehaviour, cpu: Int32?,
-                                              counters: NetDeviceCounters) throws(MediationError) -> NetDeviceThread<Memory> {
+                                              counters: NetDeviceCounters,
+                                              excluding: Set<UInt16> = []) throws(MediationError) -> NetDeviceThread<Memory> {
         try withState { (s) throws(MediationError) -> NetDeviceThread<Memory> in
             guard !s.running else { throw .deviceThread(reason: "the device thread of \(identity.name) is already running") }
             var ready: [ReadyQueue] = []
-            for (i, q) in s.queues.enumerated() where q.ready {
+            for (i, q) in s.queues.enumerated() where q.ready && !excluding.contains(UInt16(i)) {
                 ready.append(ReadyQueue(index: UInt16(i), size: q.size!, addresses: q.addresses!, state: q.state, callback: q.callback))
             }
             let thread = try launchNetDevice(ready, memory: memory, features: s.machine.driverFeatures, kick: s.kick,
@@ -260,6 +262,18 @@ extension VDPADeviceCore {
             return thread
         }
     }
+
+    /// Queue `q` as a worker would start it, if it is ready.
+    func readyQueue(_ q: UInt16) -> ReadyQueue? {
+        withState { s in
+            guard Int(q) < s.queues.count, s.queues[Int(q)].ready, let size = s.queues[Int(q)].size,
+                  let addresses = s.queues[Int(q)].addresses else { return nil }
+            return ReadyQueue(index: q, size: size, addresses: addresses, state: s.queues[Int(q)].state, callback: s.queues[Int(q)].callback)
+        }
+    }
+
+    /// Where a queue another worker served stopped.
+    func keepState(_ q: UInt16, _ state: VDPAQueueState) { withState { $0.queues[Int(q)].state = state } }
 
     /// Takes back each queue's position from a stopped device thread (so a later start,
     /// or get_vq_state, continues from it).

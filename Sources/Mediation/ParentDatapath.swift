@@ -30,14 +30,51 @@ final class ParentDatapath<Memory: DeviceMemory>: @unchecked Sendable {
     private(set) var errors: [String] = []
     var isRunning: Bool { thread != nil }
 
+    /// The software control queue's worker, while it runs, and what it did over every run.
+    private(set) var controlQueue: ControlQueueWorker?
+    private(set) var controlCommands = ControlQueueCounters()
+    private var controlIndex: UInt16?
+
+    /// `softwareControlQueue`: this queue, if ready, is served by a software worker (its kicks
+    /// trap to it), not by the device.
     func start(_ core: VDPADeviceCore, memory: Memory, behaviour: NetDeviceBehaviour, delivery: InterruptDelivery,
-               cpu: Int32?, counters: NetDeviceCounters) throws(MediationError) {
+               cpu: Int32?, counters: NetDeviceCounters, softwareControlQueue: UInt16? = nil) throws(MediationError) {
         var behaviour = behaviour
         if case let .relayed(routing) = delivery {
             behaviour.routing = routing
             behaviour.handled = handled
         }
-        thread = try core.startNetDevice(memory: memory, behaviour: behaviour, cpu: cpu, counters: counters)
+        var excluded: Set<UInt16> = []
+        if let cvq = softwareControlQueue, let ready = core.readyQueue(cvq) {
+            let features = core.withState { $0.machine.driverFeatures }
+            controlQueue = try ControlQueueWorker(core: core, ready: ready, memory: memory, features: features, cpu: cpu)
+            controlIndex = cvq
+            excluded.insert(cvq)
+        }
+        do throws(MediationError) {
+            thread = try core.startNetDevice(memory: memory, behaviour: behaviour, cpu: cpu, counters: counters, excluding: excluded)
+        } catch {
+            stopControlQueue(core)
+            throw error
+        }
+    }
+
+    /// Rings the control queue's worker (a trapped CVQ kick); false when none runs.
+    func kickControlQueue() throws(MediationError) -> Bool {
+        guard let w = controlQueue else { return false }
+        try ring(w.kick)
+        return true
+    }
+
+    private func stopControlQueue(_ core: VDPADeviceCore) {
+        guard let w = controlQueue, let q = controlIndex else { return }
+        let out = w.finish()
+        controlCommands.commands += out.counters.commands
+        controlCommands.refused += out.counters.refused
+        if !out.counters.last.isEmpty { controlCommands.last = out.counters.last }
+        if let st = out.state { core.keepState(q, st) }
+        if let e = out.error { errors.append("control queue: " + e) }
+        controlQueue = nil
     }
 
     /// Stops the device thread; the core takes back the queues' positions.
@@ -46,6 +83,7 @@ final class ParentDatapath<Memory: DeviceMemory>: @unchecked Sendable {
         let stop = t.stop(wake: core.wakeForStop)
         if let e = stop.error { errors.append(e) }
         core.absorb(stop)
+        stopControlQueue(core)
         thread = nil
     }
 }

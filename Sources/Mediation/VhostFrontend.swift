@@ -109,7 +109,7 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
             try binding.handle(.setMemTable(regions))
 
             var direct: DriverDoorbell<B.Notifier>?
-            if mapNotifyArea, supportedOps.contains(.getVQNotification), let first = queues.first,
+            if mapNotifyArea, supportedOps.contains(.getVQNotification), let first = queues.first(where: binding.device.kicksPassThrough),
                case let .notification(area) = try binding.handle(.getVringNotification(queue: first)) {
                 direct = DriverDoorbell(try B.notifier(on: area))
             }
@@ -118,8 +118,9 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
                 try binding.handle(.setVringNum(queue: q, size: queueSize))
                 try binding.handle(.setVringBase(queue: q, window.initialState))
                 try binding.handle(.setVringAddr(queue: q, window.addresses))
-                var kick = VhostKick(mapped: direct, eventfd: nil)
-                if direct == nil {
+                let mapped = binding.device.kicksPassThrough(queue: q) ? direct : nil
+                var kick = VhostKick(mapped: mapped, eventfd: nil)
+                if mapped == nil {
                     let n = try WakeupEventfd.make(probe: probe)
                     try binding.handle(.setVringKick(queue: q, fd: n.fd))
                     kick.eventfd = n

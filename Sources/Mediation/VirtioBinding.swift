@@ -148,7 +148,7 @@ public final class VirtioBinding<B: EndpointDoorbell>: @unchecked Sendable {
 
             // The notify area, when passed through, is mapped once and shared by the queues.
             var direct: DriverDoorbell<B.Notifier>?
-            if parent.supportedOps.contains(.getVQNotification), let first = queues.first {
+            if parent.supportedOps.contains(.getVQNotification), let first = queues.first(where: device.kicksPassThrough) {
                 direct = DriverDoorbell(try B.notifier(on: device.getVQNotification(first)))
             }
             for q in queues {
@@ -159,7 +159,7 @@ public final class VirtioBinding<B: EndpointDoorbell>: @unchecked Sendable {
                 let callW = try B.waiter(on: call)
                 try device.setVQCallback(q, call)
                 let bypass = (try? device.getVQIRQ(q)) != nil
-                let kick = VirtioKick(device: device, queue: q, direct: direct)
+                let kick = VirtioKick(device: device, queue: q, direct: device.kicksPassThrough(queue: q) ? direct : nil)
                 switch layout {
                 case .split:
                     splitQueues[q] = try window.splitQueue(index: q, features: negotiated, kick: kick, call: callW, interruptBypass: bypass)

@@ -176,6 +176,52 @@ extension MediationSuites {
         #expect(mlx5.counters.transmitted.load(ordering: .relaxed) == 20_000)
     }
 
+    /// mlx5's control virtqueue is software: its kicks trap to a worker that carries out
+    /// each command and writes the ack, while the data queues stay passed through.
+    @Test func mlx5ControlQueueIsEmulatedInSoftware() throws {
+        let mlx5 = try #require(try makeParent("mlx5_vnet") as? MLX5VNet)
+        let cvq = mlx5.controlQueueIndex
+        #expect(cvq == 2)
+        let binding = try VirtioBinding<EventfdDoorbell>(
+            device: mlx5, bus: VDPABus(), layout: .split, queues: [0, 1, cvq], queueSize: 64,
+            wantedFeatures: [.version1, .eventIndex, .accessPlatform, .netControlQueue, .netControlMACAddress], callBell: ())
+        defer { binding.unbind() }
+        #expect(binding.features.contains(.netControlQueue))
+        var control = try #require(binding.takeSplitQueue(cvq))
+        var tx = try #require(binding.takeSplitQueue(1))
+        #expect(!control.kick.isPassthrough && tx.kick.isPassthrough)
+        /// Sends one command (class, command, data) and returns its ack.
+        func command(_ bytes: [UInt8]) throws -> UInt8 {
+            let request = control.bufferHosts[0], ack = control.bufferHosts[1]
+            request.copyMemory(from: bytes, byteCount: bytes.count)
+            ack.storeBytes(of: 0xAA, as: UInt8.self)
+            let chain = [Buffer(address: control.bufferAddresses[0], length: UInt32(bytes.count)),
+                         Buffer(address: control.bufferAddresses[1], length: 1, isWritable: true)]
+            _ = try chain.withUnsafeBufferPointer { p throws(VirtqueueError) in try control.driver.post(p) }
+            control.driver.publish()
+            try control.kick.notify()
+            for _ in 0..<2_000 {
+                if let used = try control.driver.reclaim() {
+                    #expect(used.length == 1)
+                    return ack.load(as: UInt8.self)
+                }
+                _ = try control.call.wait(timeoutNanoseconds: 1_000_000)
+            }
+            Issue.record("no answer from the control queue")
+            return 0xFF
+        }
+        let mac: [UInt8] = [0x02, 0xAB, 0xCD, 0xEF, 0x01, 0x23]
+        #expect(try command([NetControl.classMAC, NetControl.macAddressSet] + mac) == NetControl.ok)
+        #expect(try mlx5.getConfig(offset: 0, length: 6) == mac, "the MAC reached the device's config space")
+        #expect(try command([NetControl.classMQ, NetControl.mqPairsSet, 1, 0]) == NetControl.ok)
+        #expect(try command([NetControl.classMQ, NetControl.mqPairsSet, 2, 0]) == NetControl.err, "one queue pair only")
+        #expect(try command([0x7F, 0]) == NetControl.err, "an unknown class is refused")
+        #expect(mlx5.controlQueueKicks == 4)
+        #expect(tx.transmit(packets: 10_000, payloadBytes: 64, batch: 32).packets == 10_000)
+        binding.unbind()
+        #expect(mlx5.controlQueueCommands.commands == 4 && mlx5.controlQueueCommands.refused == 2)
+    }
+
     @Test func mlx5CompletionQueueCallbacksGoThroughTheHandler() throws {
         let mlx5 = try #require(try makeParent("mlx5_vnet") { $0.interrupts = .relayed(.pendingQueues) } as? MLX5VNet)
         try withSplitTX(mlx5) { tx in

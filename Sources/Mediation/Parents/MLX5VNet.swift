@@ -15,7 +15,8 @@
 // - mlx5_mkey_region_ns = 2000: firmware time per region of a memory key. No public
 //   measurement was found; assumed.
 // - pcie_doorbell_write_ns = 200, msix_interrupt_delivery_ns = 1000 (Neugebauer et al., SIGCOMM 2018).
-// Not built: the software control virtqueue (VIRTIO_NET_F_CTRL_VQ is not offered).
+// The control virtqueue (VIRTIO_NET_F_CTRL_VQ) is emulated in software: its kicks trap to a
+// worker that runs the device loop over it alone (ControlQueue.swift), as mlx5_vnet's work queue does.
 
 import Doorbell
 import Virtqueue
@@ -56,11 +57,16 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
          .msixInterruptDelivery]
     }
     public static var offeredFeatures: VirtioFeatures {
-        VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform]).union(NetConfig.netFeatures)
+        VirtioFeatures([.version1, .indirectDescriptors, .eventIndex, .ringPacked, .accessPlatform, .netControlQueue, .netControlMACAddress])
+            .union(NetConfig.netFeatures)
     }
 
+    /// The control virtqueue's index: after every data queue.
+    public let controlQueueIndex: UInt16
+
     public init(_ c: ParentConfiguration) throws(MediationError) {
-        core = try VDPADeviceCore(net: c, vendorID: 0x15B3, offered: Self.offeredFeatures)
+        core = try VDPADeviceCore(net: c, vendorID: 0x15B3, offered: Self.offeredFeatures, controlQueue: true)
+        controlQueueIndex = NetControl.queueIndex(pairs: Int(c.config.maxQueuePairs))
         deviceCPU = c.deviceCPU
         delivery = c.interrupts ?? .bypass
         parallelCommands = c.parallelFirmwareCommands
@@ -72,7 +78,7 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
     public func deliver(_ access: ControlAccess) throws(MediationError) {
         guard case let .setStatus(status) = access, status.contains(.driverOK),
               !core.withState({ $0.machine.status.contains(.driverOK) }) else { return }
-        let ready = core.withState { s in s.queues.indices.filter { s.queues[$0].ready } }
+        let ready = liveQueues
         try commands(ready.map { q in FirmwareCommand("CREATE_VIRTQ") { .value(UInt64(q)) } })
         virtqueueObjects = ready.count
     }
@@ -123,8 +129,9 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
+        let cvq = core.withState { $0.machine.driverFeatures.contains(.netControlQueue) } ? controlQueueIndex : nil
         try datapath.start(core, memory: try keyedMemory(), behaviour: NetDeviceBehaviour(copiesPayload: false), delivery: delivery,
-                           cpu: deviceCPU, counters: counters)
+                           cpu: deviceCPU, counters: counters, softwareControlQueue: cvq)
     }
 
     public func stopDevice() {
@@ -136,10 +143,24 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
     public var deviceErrors: [String] { datapath.errors }
     public var interruptHandler: InterruptHandlerCounters { datapath.handled.counters }
 
-    public func kickVQ(_ queue: UInt16) throws(MediationError) { try core.ringKick(queue: queue) }
+    /// The control queue's kicks trap to its software worker; the data queues' reach the device.
+    public func kickVQ(_ queue: UInt16) throws(MediationError) {
+        if queue == controlQueueIndex {
+            if try datapath.kickControlQueue() { controlQueueKicks += 1 }
+            return
+        }
+        try core.ringKick(queue: queue)
+    }
+
+    public func kicksPassThrough(queue: UInt16) -> Bool { queue != controlQueueIndex }
+
+    /// Trapped control-queue kicks, and the commands its worker carried out.
+    public private(set) var controlQueueKicks = 0
+    public var controlQueueCommands: ControlQueueCounters { datapath.controlCommands }
 
     public func getVQNotification(_ queue: UInt16) throws(MediationError) -> DoorbellEndpoint {
-        try core.mapNotifyArea(queue: queue)
+        guard queue != controlQueueIndex else { throw .unsupportedOp(.getVQNotification, parent: Self.parentName + " (control queue kicks trap)") }
+        return try core.mapNotifyArea(queue: queue)
     }
 
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int {
@@ -147,7 +168,10 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
         return try core.perQueueVector(queue)
     }
 
-    private var liveQueues: [Int] { core.withState { s in s.queues.indices.filter { s.queues[$0].ready } } }
+    /// The ready data queues: the firmware's virtqueue objects (the control queue is software's).
+    private var liveQueues: [Int] {
+        core.withState { s in s.queues.indices.filter { s.queues[$0].ready && $0 != Int(controlQueueIndex) } }
+    }
 
     /// MODIFY_VIRTQ to SUSPEND for every queue, then the queues stop where they are.
     public func suspend() throws(MediationError) {
