@@ -254,6 +254,13 @@ public final class VDPADeviceCore: @unchecked Sendable {
         withState { $0.platformMemory = memory }
     }
 
+    /// The platform IOMMU domain a starting device reaches memory through, or the error that
+    /// the bus driver never attached one.
+    public func platformMemory(parent: String) throws(MediationError) -> GuestMemory {
+        guard let memory = withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: parent) }
+        return memory
+    }
+
     /// The physical space IOTLB entries point into (the simulator's "host memory").
     public func attachPhysicalMemory(_ memory: GuestMemory) {
         withState { $0.physicalMemory = memory }

@@ -123,6 +123,18 @@ public final class FirmwareChannel: @unchecked Sendable {
         state.account(1, service: serviceTime.value, parallelism: 1, timedOut: timedOut ? 1 : 0)
     }
 
+    /// As ``executeAll(_:)``, for a device whose firmware failing (a timeout, a refusal)
+    /// leaves it needing a reset, as virtio's NEEDS_RESET says.
+    @discardableResult
+    public func executeAll(_ commands: [FirmwareCommand], failing core: VDPADeviceCore) throws(MediationError) -> [FirmwareReply] {
+        do throws(MediationError) {
+            return try executeAll(commands)
+        } catch {
+            core.withState { $0.machine.deviceNeedsReset() }
+            throw error
+        }
+    }
+
     public var counters: FirmwareCounters { state.withLock { $0.counters } }
 
     /// Fault injection: the firmware never answers the next command named `name` (the

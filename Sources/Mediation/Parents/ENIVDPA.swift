@@ -78,7 +78,7 @@ public final class ENIVDPA: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
-        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let memory = try core.platformMemory(parent: Self.parentName)
         try datapath.start(core, memory: memory, behaviour: NetDeviceBehaviour(copiesPayload: false), delivery: .bypass,
                            cpu: deviceCPU, counters: counters)
         everStarted = true

@@ -69,7 +69,7 @@ public final class IFCVF: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
-        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let memory = try core.platformMemory(parent: Self.parentName)
         let (order, states) = core.withState { s -> ([UInt16], [UInt16: VDPAQueueState]) in
             var order: [UInt16] = []
             var states: [UInt16: VDPAQueueState] = [:]

@@ -85,15 +85,10 @@ public final class MLX5VNet: VDPAConfigOps, @unchecked Sendable {
 
     /// Issues one command per queue, all in flight at once or one after another.
     private func commands(_ list: [FirmwareCommand]) throws(MediationError) {
-        do throws(MediationError) {
-            if parallelCommands {
-                try firmware.executeAll(list)
-            } else {
-                for c in list { _ = try firmware.execute(c) }
-            }
-        } catch {
-            core.withState { $0.machine.deviceNeedsReset() }
-            throw error
+        if parallelCommands {
+            try firmware.executeAll(list, failing: core)
+        } else {
+            for c in list { try firmware.executeAll([c], failing: core) }
         }
     }
 

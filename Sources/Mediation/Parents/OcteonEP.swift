@@ -87,7 +87,7 @@ public final class OcteonEP: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
-        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let memory = try core.platformMemory(parent: Self.parentName)
         try datapath.start(core, memory: memory, behaviour: NetDeviceBehaviour(copiesPayload: false),
                            delivery: .relayed(.sharedVectorScan), cpu: deviceCPU, counters: counters)
     }

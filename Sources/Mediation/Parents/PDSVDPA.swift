@@ -57,16 +57,11 @@ public final class PDSVDPA: VDPAConfigOps, @unchecked Sendable {
         case .setDriverFeatures: name = "VDPA_SET_FEATURES"
         case .setConfig: name = "VDPA_SET_ATTR"
         }
-        do throws(MediationError) {
-            _ = try firmware.execute(FirmwareCommand(name))
-        } catch {
-            core.withState { $0.machine.deviceNeedsReset() }
-            throw error
-        }
+        try firmware.executeAll([FirmwareCommand(name)], failing: core)
     }
 
     public func startDevice() throws(MediationError) {
-        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let memory = try core.platformMemory(parent: Self.parentName)
         try datapath.start(core, memory: memory, behaviour: NetDeviceBehaviour(copiesPayload: false), delivery: .bypass,
                            cpu: deviceCPU, counters: counters)
     }

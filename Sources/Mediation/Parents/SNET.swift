@@ -62,12 +62,7 @@ public final class SNET: VDPAConfigOps, @unchecked Sendable {
             return
         }
         let blob = configurationBlob()
-        do throws(MediationError) {
-            _ = try firmware.execute(FirmwareCommand("SNET_WRITE_CONFIG") { .value(UInt64(blob.count)) })
-        } catch {
-            core.withState { $0.machine.deviceNeedsReset() }
-            throw error
-        }
+        try firmware.executeAll([FirmwareCommand("SNET_WRITE_CONFIG") { .value(UInt64(blob.count)) }], failing: core)
         lastBlob = blob
     }
 
@@ -92,7 +87,7 @@ public final class SNET: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
-        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let memory = try core.platformMemory(parent: Self.parentName)
         try datapath.start(core, memory: memory, behaviour: NetDeviceBehaviour(copiesPayload: false), delivery: .bypass,
                            cpu: deviceCPU, counters: counters)
     }

@@ -52,7 +52,7 @@ public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
     }
 
     public func startDevice() throws(MediationError) {
-        guard let memory = core.withState({ $0.platformMemory }) else { throw .noAddressSpace(parent: Self.parentName) }
+        let memory = try core.platformMemory(parent: Self.parentName)
         let queues = core.withState { s in s.queues.filter(\.ready).count }
         // Per ready queue: queue_select, queue_size, three area addresses, msix vector, enable; then status.
         commonConfigWrites += queues * 7 + 1
