@@ -29,16 +29,6 @@ public struct DoorbellEndpoint: @unchecked Sendable, CustomStringConvertible {
         return nil
     }
 
-    /// Whether two endpoints are the same doorbell (not merely the same transport).
-    public func isSame(as other: DoorbellEndpoint) -> Bool {
-        switch (backing, other.backing) {
-        case let (.eventfd(a), .eventfd(b)): return a === b
-        case let (.word(a, _), .word(b, _)): return a === b
-        case let (.hybrid(a, _, _), .hybrid(b, _, _)): return a === b
-        default: return false
-        }
-    }
-
     public var description: String {
         if let fd = eventfd { return "\(transport) endpoint (fd \(fd))" }
         return "\(transport) endpoint"

@@ -59,16 +59,6 @@ public enum ControlAccess: Sendable, Equatable {
     case setDriverFeatures(VirtioFeatures)
     case setConfig(offset: Int, bytes: [UInt8])
 
-    public var op: ConfigOp {
-        switch self {
-        case .setVQNum: .setVQNum
-        case .setVQAddress: .setVQAddress
-        case .setVQReady: .setVQReady
-        case .setStatus: .setStatus
-        case .setDriverFeatures: .setDriverFeatures
-        case .setConfig: .setConfig
-        }
-    }
     /// The queue the op is about, if any.
     public var queue: UInt16? {
         switch self {

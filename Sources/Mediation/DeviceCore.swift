@@ -117,9 +117,6 @@ public final class VDPADeviceCore: @unchecked Sendable {
         try lock.withLock { () throws(E) -> T in try body(&state) }
     }
 
-    /// The transport of the device's kick doorbell.
-    public var kickTransport: DoorbellTransport { withState { $0.kick.transport } }
-
     func checkQueue(_ q: UInt16, _ s: DeviceState) throws(MediationError) {
         guard Int(q) < s.queues.count else { throw .queueOutOfRange(queue: q, queues: s.queues.count) }
     }

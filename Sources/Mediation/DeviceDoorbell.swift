@@ -40,18 +40,36 @@ public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
 
     /// A new doorbell of this transport, as its endpoint.
     public func makeEndpoint(probe: DoorbellProbe = .current) throws(MediationError) -> DoorbellEndpoint {
-        do throws(DoorbellError) {
-            switch self {
-            case .busyPoll: return try BusyPollDoorbell.makeEndpoint(.allocated, probe: probe)
-            case .eventfd: return try EventfdDoorbell.makeEndpoint((), probe: probe)
-            case .futex: return try FutexDoorbell.makeEndpoint(FutexConfiguration(), probe: probe)
-            case let .hybridEventfd(spin):
-                return try HybridDoorbell<EventfdDoorbell>.makeEndpoint(.init(spinNanoseconds: spin), probe: probe)
+        struct Make: DeviceDoorbellConfigurationVisitor {
+            typealias Output = DoorbellEndpoint
+            let probe: DoorbellProbe
+            func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> DoorbellEndpoint {
+                try B.makeEndpoint(configuration, probe: probe)
             }
+        }
+        do {
+            return try visit(Make(probe: probe))
         } catch {
-            throw .doorbell(error)
+            throw mediationError(error)
         }
     }
+
+    /// The one place a doorbell of this kind becomes a type with its configuration (the
+    /// driver's side of a mediated scenario picks its ends here, the device's endpoint too).
+    public func visit<V: DeviceDoorbellConfigurationVisitor>(_ visitor: V) throws -> V.Output {
+        switch self {
+        case .busyPoll: return try visitor.visit(BusyPollDoorbell.self, .allocated)
+        case .eventfd: return try visitor.visit(EventfdDoorbell.self, ())
+        case .futex: return try visitor.visit(FutexDoorbell.self, FutexConfiguration())
+        case let .hybridEventfd(spin): return try visitor.visit(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: spin))
+        }
+    }
+}
+
+/// Something to do with a doorbell type and the configuration its pairs are made with.
+public protocol DeviceDoorbellConfigurationVisitor {
+    associatedtype Output
+    func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Output
 }
 
 /// Something to do with a device doorbell's transport as a type.

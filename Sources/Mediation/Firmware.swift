@@ -14,7 +14,6 @@ import Glibc
 public enum FirmwareReply: Sendable, Equatable {
     case done
     case value(UInt64)
-    case state(VDPAQueueState)
 }
 
 /// One command: its name (as the vendor's interface spells it) and the work the firmware does.

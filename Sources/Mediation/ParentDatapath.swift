@@ -28,7 +28,6 @@ final class ParentDatapath<Memory: DeviceMemory>: @unchecked Sendable {
     let handled = InterruptHandlerTally()
     /// Why the device thread stopped by itself, one entry per stop.
     private(set) var errors: [String] = []
-    var isRunning: Bool { thread != nil }
 
     /// The software control queue's worker, while it runs, and what it did over every run.
     private(set) var controlQueue: ControlQueueWorker?

@@ -31,9 +31,6 @@ public struct ParentDescriptor: Sendable {
     public func make(_ configuration: ParentConfiguration) throws(MediationError) -> any VDPAConfigOps {
         try factory(configuration)
     }
-
-    /// Whether every figure of this parent is real code on this machine (no model parameter).
-    public var isFullyMeasured: Bool { modelParameters.isEmpty }
 }
 
 public enum ParentRegistry {

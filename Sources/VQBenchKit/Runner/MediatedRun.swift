@@ -33,24 +33,10 @@ public enum MediatedRun {
         var controlPath: [String: Double]
     }
 
-    /// Something to do with the device doorbell type a scenario names (chosen once, so
-    /// everything below it is specialised for that type).
-    protocol DeviceBellVisitor {
-        associatedtype Output
-        func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Output
-    }
-
-    /// The one place a device doorbell id becomes a type.
-    static func withDeviceBell<V: DeviceBellVisitor>(_ doorbell: String, _ visitor: V) throws -> V.Output {
-        switch doorbell {
-        case "busy-poll": return try visitor.visit(BusyPollDoorbell.self, .allocated)
-        case "eventfd": return try visitor.visit(EventfdDoorbell.self, ())
-        case "futex": return try visitor.visit(FutexDoorbell.self, FutexConfiguration())
-        case "hybrid-eventfd":
-            return try visitor.visit(HybridDoorbell<EventfdDoorbell>.self, .init(spinNanoseconds: DoorbellDispatch.hybridSpinNanoseconds))
-        default:
-            throw ScenarioError.unknownValue(part: "doorbell", value: doorbell, known: doorbells)
-        }
+    /// The one place a scenario's device doorbell id becomes a type (Mediation's
+    /// ``DeviceDoorbell``), so everything below it is specialised for that type.
+    static func withDeviceBell<V: DeviceDoorbellConfigurationVisitor>(_ doorbell: String, _ visitor: V) throws -> V.Output {
+        try DeviceDoorbell(id: doorbell, hybridSpinNanoseconds: DoorbellDispatch.hybridSpinNanoseconds).visit(visitor)
     }
 
     struct Arguments {
@@ -58,7 +44,7 @@ public enum MediatedRun {
         let placement: ThreadPlacement, probe: DoorbellProbe
     }
 
-    struct MediatedVisitor: DeviceBellVisitor {
+    struct MediatedVisitor: DeviceDoorbellConfigurationVisitor {
         typealias Output = Outcome
         let a: Arguments
         func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> Outcome {
@@ -66,7 +52,7 @@ public enum MediatedRun {
         }
     }
 
-    struct ReferenceVisitor: DeviceBellVisitor {
+    struct ReferenceVisitor: DeviceDoorbellConfigurationVisitor {
         typealias Output = DatapathOutcome
         let a: Arguments
         func visit<B: EndpointDoorbell>(_ bell: B.Type, _ configuration: B.Configuration) throws -> DatapathOutcome {
