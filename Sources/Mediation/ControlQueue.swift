@@ -152,16 +152,10 @@ struct ControlQueueStart<M: DeviceMemory>: DeviceDoorbellVisitor {
         let waiter = try EventfdDoorbell.waiter(on: worker.kick)
         let call = try ready.callback.map { e throws(DoorbellError) in try B.notifier(on: e) }
         if features.contains(.ringPacked) {
-            var st = PackedQueueState()
-            if case let .packed(saved)? = ready.state { st = saved }
-            let d = try PackedDevice(queue: ready.index, layout: PackedLayout(queueSize: ready.size), addresses: ready.addresses,
-                                     memory: memory, features: features, state: st)
+            let d = try ready.packedDevice(memory, features)
             return try worker.spawn(DeviceQueue(index: ready.index, device: d, call: call), waiter, core, cpu) { .packed($0.state) }
         }
-        var st = SplitQueueState()
-        if case let .split(saved)? = ready.state { st = saved }
-        let d = try SplitDevice(queue: ready.index, layout: SplitLayout(queueSize: ready.size), addresses: ready.addresses,
-                                memory: memory, features: features, state: st)
+        let d = try ready.splitDevice(memory, features)
         return try worker.spawn(DeviceQueue(index: ready.index, device: d, call: call), waiter, core, cpu) { .split($0.state) }
     }
 }

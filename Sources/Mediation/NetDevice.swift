@@ -166,6 +166,21 @@ struct ReadyQueue {
     var addresses: RingAddresses
     var state: VDPAQueueState?
     var callback: DoorbellEndpoint?
+
+    /// The queue's device half, continuing from its saved position (or the start).
+    func splitDevice<M: DeviceMemory>(_ memory: M, _ features: VirtioFeatures) throws(VirtqueueError) -> SplitDevice<M> {
+        var st = SplitQueueState()
+        if case let .split(saved)? = state { st = saved }
+        return try SplitDevice(queue: index, layout: SplitLayout(queueSize: size), addresses: addresses, memory: memory,
+                               features: features, state: st)
+    }
+
+    func packedDevice<M: DeviceMemory>(_ memory: M, _ features: VirtioFeatures) throws(VirtqueueError) -> PackedDevice<M> {
+        var st = PackedQueueState()
+        if case let .packed(saved)? = state { st = saved }
+        return try PackedDevice(queue: index, layout: PackedLayout(queueSize: size), addresses: addresses, memory: memory,
+                                features: features, state: st)
+    }
 }
 
 /// Starts a device thread running the virtio-net device loop over `ready`, each device half
@@ -222,21 +237,13 @@ struct NetDeviceLaunch<Memory: DeviceMemory>: DeviceDoorbellVisitor {
         if features.contains(.ringPacked) {
             var queues: [NetQueue<PackedDevice<Memory>, C>] = []
             for (i, q) in ready.enumerated() {
-                var st = PackedQueueState()
-                if case let .packed(saved)? = q.state { st = saved }
-                let d = try PackedDevice(queue: q.index, layout: PackedLayout(queueSize: q.size), addresses: q.addresses,
-                                         memory: memory, features: features, state: st)
-                queues.append(NetQueue(index: q.index, device: d, call: calls[i]))
+                queues.append(NetQueue(index: q.index, device: try q.packedDevice(memory, features), call: calls[i]))
             }
             handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name, finished: finished))
         } else {
             var queues: [NetQueue<SplitDevice<Memory>, C>] = []
             for (i, q) in ready.enumerated() {
-                var st = SplitQueueState()
-                if case let .split(saved)? = q.state { st = saved }
-                let d = try SplitDevice(queue: q.index, layout: SplitLayout(queueSize: q.size), addresses: q.addresses,
-                                        memory: memory, features: features, state: st)
-                queues.append(NetQueue(index: q.index, device: d, call: calls[i]))
+                queues.append(NetQueue(index: q.index, device: try q.splitDevice(memory, features), call: calls[i]))
             }
             handle.attach(try spawnNetDevice(queues, waiter, behaviour, cpu, counters, handle, name: name, finished: finished))
         }
