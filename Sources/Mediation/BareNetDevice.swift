@@ -12,6 +12,7 @@ public final class BareNetDevice<Bell: EndpointDoorbell>: @unchecked Sendable {
     public let counters = NetDeviceCounters()
     public let arena: QueueArena
     private var thread: NetDeviceThread<GuestMemory>?
+    private let kick: DoorbellEndpoint
     private var splitQueue: DriverQueue<SplitDriver, Bell.Notifier, Bell.Waiter>?
     private var packedQueue: DriverQueue<PackedDriver, Bell.Notifier, Bell.Waiter>?
 
@@ -25,6 +26,7 @@ public final class BareNetDevice<Bell: EndpointDoorbell>: @unchecked Sendable {
         arena = try QueueArena(kind: layout, queueSize: queueSize, bufferSize: bufferSize, policy: policy)
         // The same endpoints and the same device-thread start as every parent's.
         let kick = try Bell.makeEndpoint(bell, probe: probe)
+        self.kick = kick
         let call = try Bell.makeEndpoint(bell, probe: probe)
         let window = try QueueWindow(arena: arena, base: arena.ringGPA)
         var features = Self.features
@@ -53,11 +55,12 @@ public final class BareNetDevice<Bell: EndpointDoorbell>: @unchecked Sendable {
         return packedQueue
     }
 
-    /// Stops the device thread; returns why it stopped early, if it did.
+    /// Stops the device thread (ringing its kick doorbell, as a parent's stop does, so it
+    /// need not sleep out its stop-check interval); returns why it stopped early, if it did.
     @discardableResult
     public func stop() -> String? {
         defer { thread = nil }
-        return thread?.stop().error
+        return thread?.stop(wake: { [kick] in try? ring(kick) }).error
     }
 
     deinit { stop() }

@@ -56,6 +56,9 @@ public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
 
     /// The one place a doorbell of this kind becomes a type with its configuration (the
     /// driver's side of a mediated scenario picks its ends here, the device's endpoint too).
+    /// Inlinable, so the caller's module specialises `visitor.visit` for each concrete
+    /// doorbell: without it the driver loop below ran generic, through witness tables.
+    @inlinable
     public func visit<V: DeviceDoorbellConfigurationVisitor>(_ visitor: V) throws -> V.Output {
         switch self {
         case .busyPoll: return try visitor.visit(BusyPollDoorbell.self, .allocated)

@@ -45,19 +45,44 @@ public func writeReceivePacket(_ p: UnsafeMutableRawPointer, sequence: UInt64, l
 }
 
 /// What the device did, readable from any thread (updated once per batch, not per packet).
-public final class NetDeviceCounters: Sendable {
-    public let transmitted = ManagedAtomic<UInt64>(0)
-    public let transmitBytes = ManagedAtomic<UInt64>(0)
-    public let transmitChecksum = ManagedAtomic<UInt64>(0)
-    public let received = ManagedAtomic<UInt64>(0)
-    public let receiveBytes = ManagedAtomic<UInt64>(0)
-    public let interrupts = ManagedAtomic<UInt64>(0)
-    public let wakeups = ManagedAtomic<UInt64>(0)
+/// The words share cache lines only with each other: the one device thread running at a
+/// time writes them with plain loads and stores (no locked read-modify-write), and no other
+/// allocation's line bounces between the cores with them.
+public final class NetDeviceCounters: @unchecked Sendable {
+    @usableFromInline enum Word: Int, CaseIterable {
+        case transmitted, transmitBytes, transmitChecksum, received, receiveBytes, interrupts, wakeups
+        case deviceSyscalls, deviceCPUNanoseconds
+    }
+    @usableFromInline let words: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+
+    public init() {
+        let count = Word.allCases.count
+        words = UnsafeMutableRawPointer.allocate(byteCount: (count * 8 + 63) & ~63, alignment: 64)
+            .bindMemory(to: UInt64.AtomicRepresentation.self, capacity: count)
+        words.initialize(repeating: .init(0), count: count)
+    }
+    deinit { words.deallocate() }
+
+    @inlinable func word(_ w: Word) -> UnsafeAtomic<UInt64> { UnsafeAtomic(at: words + w.rawValue) }
+    public var transmitted: UnsafeAtomic<UInt64> { word(.transmitted) }
+    public var transmitBytes: UnsafeAtomic<UInt64> { word(.transmitBytes) }
+    public var transmitChecksum: UnsafeAtomic<UInt64> { word(.transmitChecksum) }
+    public var received: UnsafeAtomic<UInt64> { word(.received) }
+    public var receiveBytes: UnsafeAtomic<UInt64> { word(.receiveBytes) }
+    public var interrupts: UnsafeAtomic<UInt64> { word(.interrupts) }
+    public var wakeups: UnsafeAtomic<UInt64> { word(.wakeups) }
     /// System calls the device thread made on its doorbells (kick waits, interrupts),
     /// and the CPU time it used, added when a device thread stops.
-    public let deviceSyscalls = ManagedAtomic<UInt64>(0)
-    public let deviceCPUNanoseconds = ManagedAtomic<UInt64>(0)
-    public init() {}
+    public var deviceSyscalls: UnsafeAtomic<UInt64> { word(.deviceSyscalls) }
+    public var deviceCPUNanoseconds: UnsafeAtomic<UInt64> { word(.deviceCPUNanoseconds) }
+
+    /// The device thread's add: it is the words' one writer (device threads of one device
+    /// run one after another, a join apart), so a relaxed load and store suffice; readers
+    /// race it by nature and see each word whole.
+    @inlinable static func add(_ words: UnsafeMutablePointer<UInt64.AtomicRepresentation>, _ w: Word, _ n: UInt64) {
+        let a = UnsafeAtomic<UInt64>(at: words + w.rawValue)
+        a.store(a.load(ordering: .relaxed) &+ n, ordering: .relaxed)
+    }
 }
 
 /// A device half that can report its position as a vDPA queue state.
@@ -100,18 +125,23 @@ public struct NetDeviceBehaviour: Sendable {
 /// Chains each queue has completed since the device thread started, as a device register
 /// the control path may read while the queue runs.
 public final class QueuePositions: @unchecked Sendable {
+    /// One cache line (or more) of its own: the device thread writes it every burst, and a
+    /// neighbour on the same line would bounce between the cores with it.
     @usableFromInline let words: UnsafeMutablePointer<UInt64.AtomicRepresentation>
     public let count: Int
     public init(queues: Int) {
         count = max(queues, 1)
-        words = .allocate(capacity: count)
+        let bytes = (count * MemoryLayout<UInt64>.stride + 63) & ~63
+        words = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            .bindMemory(to: UInt64.AtomicRepresentation.self, capacity: count)
         words.initialize(repeating: .init(0), count: count)
     }
     deinit { words.deallocate() }
     /// relaxed: a register read races the device by nature; it is exact between bursts.
     public func completed(_ q: Int) -> UInt64 { UnsafeAtomic<UInt64>(at: words + q).load(ordering: .relaxed) }
     /// The device thread is the register's one writer: a plain load and store, no locked RMW.
-    @inlinable func add(_ q: Int, _ n: Int) {
+    /// Takes the words, not the object, so the burst path holds no reference to count.
+    @inlinable static func add(_ words: UnsafeMutablePointer<UInt64.AtomicRepresentation>, _ q: Int, _ n: Int) {
         let w = UnsafeAtomic<UInt64>(at: words + q)
         w.store(w.load(ordering: .relaxed) &+ UInt64(n), ordering: .relaxed)
     }
@@ -129,11 +159,15 @@ public struct NetDeviceStop<Memory>: @unchecked Sendable {
 
 /// A running device thread and the way to stop it.
 public final class NetDeviceThread<Memory>: @unchecked Sendable {
-    let stopFlag = ManagedAtomic<Bool>(false)
+    /// Read on every pass of the device loop: an UnsafeAtomic the loop holds as a plain
+    /// pointer (a ManagedAtomic's storage accessor was a call per pass, not inlined). It
+    /// lives as long as this handle, which the device thread's closure holds.
+    let stopFlag = UnsafeAtomic<Bool>.create(false)
     let result = ResultBox(NetDeviceStop<Memory>())
     private var thread: PinnedThread?
 
     init() {}
+    deinit { stopFlag.destroy() }
 
     func attach(_ t: PinnedThread) { thread = t }
 
@@ -358,8 +392,8 @@ func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call:
         let syscalls0 = syscalls()
         let cpu0 = cplatform_thread_cpu_time_ns()
         let error = runNetDevice(&queues, &kick, behaviour, counters, handle.stopFlag)
-        counters.deviceCPUNanoseconds.wrappingIncrement(by: cplatform_thread_cpu_time_ns() &- cpu0, ordering: .relaxed)
-        counters.deviceSyscalls.wrappingIncrement(by: syscalls() &- syscalls0, ordering: .relaxed)
+        NetDeviceCounters.add(counters.words, .deviceCPUNanoseconds, cplatform_thread_cpu_time_ns() &- cpu0)
+        NetDeviceCounters.add(counters.words, .deviceSyscalls, syscalls() &- syscalls0)
         var out = NetDeviceStop<Memory>()
         out.error = error
         for q in queues {
@@ -379,8 +413,12 @@ func spawnNetDevice<Device: VirtqueueDeviceHalf & VDPAQueueStateReporting, Call:
 @usableFromInline
 struct NetService: DeviceLoopService {
     @usableFromInline let behaviour: NetDeviceBehaviour
+    /// `behaviour.positions`' words, kept alive by `behaviour`.
+    @usableFromInline let positionWords: UnsafeMutablePointer<UInt64.AtomicRepresentation>?
     @usableFromInline let counters: NetDeviceCounters
-    @usableFromInline let stop: ManagedAtomic<Bool>
+    /// `counters`' words, kept alive by `counters`.
+    @usableFromInline let counterWords: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+    @usableFromInline let stop: UnsafeAtomic<Bool>
     @usableFromInline let transmits: [Bool]
     @usableFromInline let scratch: UnsafeMutableRawPointer
     @usableFromInline let scratchBytes = 65_536
@@ -389,9 +427,11 @@ struct NetService: DeviceLoopService {
     @usableFromInline var sum: UInt64 = 0
 
     @usableFromInline
-    init(behaviour: NetDeviceBehaviour, counters: NetDeviceCounters, stop: ManagedAtomic<Bool>, transmits: [Bool]) {
+    init(behaviour: NetDeviceBehaviour, counters: NetDeviceCounters, stop: UnsafeAtomic<Bool>, transmits: [Bool]) {
         self.behaviour = behaviour
+        positionWords = behaviour.positions?.words
         self.counters = counters
+        counterWords = counters.words
         self.stop = stop
         self.transmits = transmits
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
@@ -440,21 +480,22 @@ struct NetService: DeviceLoopService {
 
     @inlinable
     mutating func completed(queue: Int, count: Int) {
-        behaviour.positions?.add(queue, count)
+        if let w = positionWords { QueuePositions.add(w, queue, count) }
         if transmits[queue] {
-            counters.transmitted.wrappingIncrement(by: UInt64(count), ordering: .relaxed)
-            counters.transmitBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
-            counters.transmitChecksum.wrappingIncrement(by: sum, ordering: .relaxed)
+            NetDeviceCounters.add(counterWords, .transmitted, UInt64(count))
+            NetDeviceCounters.add(counterWords, .transmitBytes, bytes)
+            NetDeviceCounters.add(counterWords, .transmitChecksum, sum)
         } else {
-            counters.received.wrappingIncrement(by: UInt64(count), ordering: .relaxed)
-            counters.receiveBytes.wrappingIncrement(by: bytes, ordering: .relaxed)
+            NetDeviceCounters.add(counterWords, .received, UInt64(count))
+            NetDeviceCounters.add(counterWords, .receiveBytes, bytes)
         }
         bytes = 0
         sum = 0
     }
 
-    @inlinable mutating func interrupted(queue: Int) { counters.interrupts.wrappingIncrement(ordering: .relaxed) }
-    @inlinable mutating func woke() { counters.wakeups.wrappingIncrement(ordering: .relaxed) }
+    @inlinable mutating func interrupted(queue: Int) { NetDeviceCounters.add(counterWords, .interrupts, 1) }
+    @inlinable mutating func woke() { NetDeviceCounters.add(counterWords, .wakeups, 1) }
+    /// acquiring: pairs with stop()'s releasing store, so what the control path wrote before it is seen.
     @inlinable mutating func shouldStop() -> Bool { stop.load(ordering: .acquiring) }
 }
 
@@ -465,7 +506,7 @@ struct NetService: DeviceLoopService {
 @inlinable
 func runNetDevice<Device: VirtqueueDeviceHalf, Call: DoorbellNotifier, Kick: DoorbellWaiter>(
     _ queues: inout [NetQueue<Device, Call>], _ kick: inout Kick, _ behaviour: NetDeviceBehaviour,
-    _ counters: NetDeviceCounters, _ stop: ManagedAtomic<Bool>
+    _ counters: NetDeviceCounters, _ stop: UnsafeAtomic<Bool>
 ) -> String? {
     var service = NetService(behaviour: behaviour, counters: counters, stop: stop, transmits: queues.map(\.transmits))
     defer { service.deallocate() }

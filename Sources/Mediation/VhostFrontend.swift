@@ -10,9 +10,10 @@ import VirtioMemory
 
 /// A kick as the vhost consumer sends it: a store to the mapped notify area when the
 /// parent offers one, else a write to the queue's kick eventfd, whose wake-up runs kick_vq
-/// on this thread before the write's notify returns.
+/// on this thread before the write's notify returns. The mapped area's notifier is held by
+/// value, one per queue (as the virtio binding's kick, and for the same reason).
 public struct VhostKick<Mapped: DoorbellNotifier>: DoorbellNotifier {
-    @usableFromInline let mapped: DriverDoorbell<Mapped>?
+    @usableFromInline var mapped: Mapped?
     @usableFromInline var eventfd: WakeupEventfd.Notifier?
     @usableFromInline var tally = DoorbellCounters()
 
@@ -25,8 +26,8 @@ public struct VhostKick<Mapped: DoorbellNotifier>: DoorbellNotifier {
     @inlinable
     public mutating func notify() throws(DoorbellError) {
         tally.notificationsSent &+= 1
-        if let m = mapped {
-            try m.notifier.notify()
+        if mapped != nil {
+            try mapped!.notify()
             return
         }
         try eventfd!.notify()
@@ -108,17 +109,17 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
             }
             try binding.handle(.setMemTable(regions))
 
-            var direct: DriverDoorbell<B.Notifier>?
+            var area: DoorbellEndpoint?
             if mapNotifyArea, supportedOps.contains(.getVQNotification), let first = queues.first(where: binding.device.kicksPassThrough),
-               case let .notification(area) = try binding.handle(.getVringNotification(queue: first)) {
-                direct = DriverDoorbell(try B.notifier(on: area))
+               case let .notification(mapped) = try binding.handle(.getVringNotification(queue: first)) {
+                area = mapped
             }
             for q in queues {
                 let window = try QueueWindow(arena: arenas[q]!, base: Self.guestBase(q))
                 try binding.handle(.setVringNum(queue: q, size: queueSize))
                 try binding.handle(.setVringBase(queue: q, window.initialState))
                 try binding.handle(.setVringAddr(queue: q, window.addresses))
-                let mapped = binding.device.kicksPassThrough(queue: q) ? direct : nil
+                let mapped: B.Notifier? = if let area, binding.device.kicksPassThrough(queue: q) { try B.notifier(on: area) } else { nil }
                 var kick = VhostKick(mapped: mapped, eventfd: nil)
                 if mapped == nil {
                     let n = try WakeupEventfd.make(probe: probe)

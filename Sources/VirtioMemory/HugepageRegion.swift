@@ -95,7 +95,12 @@ public final class HugepageRegion: @unchecked Sendable {
         for backing in policy.candidates {
             do throws(MemoryError) {
                 let mapped = try Self.map(bytes: bytes, backing: backing, shareable: shareable, inventory: inventory)
-                let observed = Self.observe(mapped.base)
+                // A hugetlb mapping that mmap granted and populated is that page size and all
+                // resident by definition; reading smaps (a walk of every mapping of the process,
+                // milliseconds) is kept for the kinds where the kernel decides: THP and 4 KiB.
+                let observed = backing.isHugetlb
+                    ? ObservedBacking(kernelPageSize: backing.pageSize, transparentHugeBytes: 0, residentBytes: mapped.size)
+                    : Self.observe(mapped.base)
                 // THP is a hint: when the kernel gave no huge pages the region is really 4 KiB.
                 if backing == .transparentHuge && observed.backing != .transparentHuge {
                     let why = "madvise(MADV_HUGEPAGE) obtained no huge pages (THP \(shareable ? "shmem_enabled=\(inventory.thpShmemMode)" : "enabled=\(inventory.thpMode)"))"

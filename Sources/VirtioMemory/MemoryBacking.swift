@@ -32,6 +32,9 @@ public enum MemoryBacking: String, Sendable, Codable, CaseIterable, Comparable {
         case .smallPages: return 4096
         }
     }
+
+    /// Pages reserved from the hugetlb pool (as opposed to pages the kernel picks).
+    public var isHugetlb: Bool { self == .hugetlb1G || self == .hugetlb2M }
 }
 
 /// The machine's huge page state: sizes, reserved and free pages, THP mode, mounts.

@@ -44,10 +44,10 @@ struct PairedComparisonTests {
     static let sim = ScenarioID(layout: "split", doorbell: "busy-poll", mediator: "vdpa_sim", memory: "4K")
     static let simVhost = ScenarioID(layout: "split", doorbell: "busy-poll", mediator: "vdpa_sim", memory: "4K", binding: "vhost")
 
-    static func rounds(_ rates: [Double], rtt: [Double]? = nil, toBare: Double? = nil) -> [RoundSample] {
+    static func rounds(_ rates: [Double], rtt: [Double]? = nil, pairs: [ReferencePair] = []) -> [RoundSample] {
         rates.enumerated().map { i, r in
             let t = rtt?[i] ?? 100
-            return RoundSample(round: i, rate: r, toCalibration: r / 1e9, toBare: toBare, roundTripBeforeNs: t, roundTripAfterNs: t)
+            return RoundSample(round: i, rate: r, toCalibration: r / 1e9, referencePairs: pairs, roundTripBeforeNs: t, roundTripAfterNs: t)
         }
     }
 
@@ -87,12 +87,17 @@ struct PairedComparisonTests {
         #expect(c.placement == "rtt-100ns")
     }
 
-    @Test func aMediatedScenarioIsComparedWithItsReference() throws {
-        let classes = PlacementClasses.cluster([100])
-        let comparisons = PairedComparisons.build(ids: [Self.sim], samples: [Self.rounds([5, 5, 5], toBare: 0.66)],
+    @Test func aMediatedScenarioIsComparedWithItsReferenceInShortPairs() throws {
+        let classes = PlacementClasses.cluster([100, 102, 340])
+        // Two pairs per round; the second of each round moved to another placement between
+        // its halves (its round's own round trips did not see it): only the first counts.
+        let pairs = [ReferencePair(rate: 5, ratio: 0.66, roundTripsNs: [100, 101, 100]),
+                     ReferencePair(rate: 5, ratio: 0.2, roundTripsNs: [100, 340, 100])]
+        let comparisons = PairedComparisons.build(ids: [Self.sim], samples: [Self.rounds([5, 5, 5], pairs: pairs)],
                                                   classes: classes)
         let c = try #require(comparisons.first)
         #expect(c.kind == .mediator && c.ratio == 0.66 && c.rounds == 3 && c.note == PairedComparisons.referenceNote)
+        #expect(pairs[1].placement(in: classes) == nil && pairs[0].placement(in: classes)?.name == "rtt-100ns")
     }
 
     @Test func spreadIsTheIQROverTheMedian() throws {

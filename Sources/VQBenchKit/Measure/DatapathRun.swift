@@ -33,6 +33,17 @@ public struct DatapathOutcome: Sendable {
 
     public var descriptorsPerSecond: Double { Double(descriptors) * 1e9 / Double(max(nanoseconds, 1)) }
     public var syscalls: UInt64 { kick.syscalls + call.syscalls }
+
+    /// Adds another throughput run of the same scenario: one run as long as both.
+    mutating func absorb(_ other: DatapathOutcome) {
+        descriptors += other.descriptors
+        nanoseconds += other.nanoseconds
+        driverCPUNanoseconds += other.driverCPUNanoseconds
+        deviceCPUNanoseconds += other.deviceCPUNanoseconds
+        kick = kick + other.kick
+        call = call + other.call
+        errors += other.errors
+    }
 }
 
 /// The bare-ring scenarios' device: reads the first word of each payload it is given (a

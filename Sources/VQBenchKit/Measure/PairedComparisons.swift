@@ -2,7 +2,33 @@
 // round, and a comparison a ÷ b takes, round by round, a's rate over b's — only from rounds
 // in which both measurements fell in one placement class (each bracketed by cache-line
 // round trips). Which pairs are formed follows from the ids: packed vs split, a doorbell vs
-// polling, vhost vs virtio binding, and a mediated device vs its bare reference.
+// polling, vhost vs virtio binding, and a mediated device vs its bare reference. The last
+// is paired finer: inside each round, in short back-to-back pairs whose order alternates,
+// each half bracketed by its own round trips, so a placement change that lasts less than a
+// round spoils one short pair instead of the round.
+
+/// One short pair inside a mediated scenario's round: the scenario and its bare reference
+/// back to back (either may run first), with the cache-line round trip before, between and
+/// after the two.
+public struct ReferencePair: Sendable, Equatable {
+    /// The scenario's descriptors per second in this pair.
+    public var rate: Double
+    /// The scenario's rate ÷ the reference's.
+    public var ratio: Double
+    /// Before the first half, between the halves, after the second.
+    public var roundTripsNs: [Double]
+    public init(rate: Double, ratio: Double, roundTripsNs: [Double]) {
+        self.rate = rate
+        self.ratio = ratio
+        self.roundTripsNs = roundTripsNs
+    }
+
+    /// The class all three round trips fall in, or nil when the placement changed during the pair.
+    public func placement(in classes: [PlacementClass]) -> PlacementClass? {
+        guard let first = roundTripsNs.first, let c = PlacementClasses.classify(first, in: classes) else { return nil }
+        return roundTripsNs.allSatisfy({ PlacementClasses.classify($0, in: classes) == c }) ? c : nil
+    }
+}
 
 /// One timed round of one scenario, as the pairing sees it.
 public struct RoundSample: Sendable, Equatable {
@@ -11,19 +37,27 @@ public struct RoundSample: Sendable, Equatable {
     public var rate: Double
     /// rate ÷ the bare calibration ring measured right after it.
     public var toCalibration: Double
-    /// rate ÷ the mediated scenario's bare reference measured right after it.
-    public var toBare: Double?
+    /// A mediated scenario's short pairs with its bare reference (empty for a bare scenario).
+    public var referencePairs: [ReferencePair]
     public var roundTripBeforeNs: Double
     public var roundTripAfterNs: Double
 
-    public init(round: Int, rate: Double, toCalibration: Double, toBare: Double? = nil,
+    public init(round: Int, rate: Double, toCalibration: Double, referencePairs: [ReferencePair] = [],
                 roundTripBeforeNs: Double, roundTripAfterNs: Double) {
         self.round = round
         self.rate = rate
         self.toCalibration = toCalibration
-        self.toBare = toBare
+        self.referencePairs = referencePairs
         self.roundTripBeforeNs = roundTripBeforeNs
         self.roundTripAfterNs = roundTripAfterNs
+    }
+
+    /// Every round trip this round measured.
+    public var roundTripsNs: [Double] { [roundTripBeforeNs, roundTripAfterNs] + referencePairs.flatMap(\.roundTripsNs) }
+
+    /// The ratios to the bare reference of the pairs that stayed in one placement class.
+    public func referenceRatios(in classes: [PlacementClass]) -> [(PlacementClass, Double)] {
+        referencePairs.compactMap { p in p.placement(in: classes).map { ($0, p.ratio) } }
     }
 
     public var meanRoundTripNs: Double { (roundTripBeforeNs + roundTripAfterNs) / 2 }
@@ -36,7 +70,8 @@ public struct RoundSample: Sendable, Equatable {
 public enum PairedComparisons {
     /// What a mediated scenario's reference is, said in its comparison.
     public static let referenceNote =
-        "b: the same virtio-net device model and driver loop on bare rings with the same doorbell, run right after a in every round"
+        "b: the same virtio-net device model and driver loop on bare rings with the same doorbell, in short back-to-back "
+        + "pairs with a (which runs first alternates) in every round; ratios only from pairs that stayed in one placement"
 
     /// The pairs (a, b, kind) this set of scenarios allows.
     public static func pairs(_ ids: [ScenarioID]) -> [(a: ScenarioID, b: ScenarioID, kind: ResultsDocument.Comparison.Kind)] {
@@ -73,8 +108,8 @@ public enum PairedComparisons {
         let index = Dictionary(ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         var out: [ResultsDocument.Comparison] = []
         for (i, id) in ids.enumerated() where id.mediator != "none" {
-            let rounds = samples[i].compactMap { s in s.toBare.flatMap { r in s.placement(in: classes).map { ($0, r) } } }
-            if let c = comparison(a: id.description, b: "bare reference", kind: .mediator, rounds,
+            if let c = comparison(a: id.description, b: "bare reference", kind: .mediator,
+                                  samples[i].flatMap { $0.referenceRatios(in: classes) },
                                   note: referenceNote) {
                 out.append(c)
             }

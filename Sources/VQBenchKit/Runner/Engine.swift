@@ -132,7 +132,14 @@ public enum Engine {
             + (live.count < ids.count ? "; \(ids.count - live.count) not measurable here" : ""))
         var rounds = [[(RoundSample, DatapathOutcome)]](repeating: [], count: ids.count)
         let t0 = cplatform_monotonic_ns()
+        // The rounds' wall-time cap: the scenarios' whole budget. Rounds are sized from each
+        // scenario's warm-up rate; when the vCPUs move to a slower placement (or a round's
+        // fixed costs weigh more than planned) the rounds left are shortened to fit, so a
+        // run's length holds on any machine — fewer descriptors per round, never fewer
+        // scenarios or rounds.
+        let roundsBudget = Double(live.count) * runner.plan.secondsPerScenario
         for r in 0..<runner.plan.rounds {
+            let roundStart = cplatform_monotonic_ns()
             for i in (r % 2 == 0 ? live : live.reversed()) where results[i] == nil {
                 do {
                     rounds[i].append(try runner.measureRound(prepared[i]!, round: r))
@@ -140,11 +147,23 @@ public enum Engine {
                     results[i] = runner.failed(ids[i], error)
                 }
             }
-            let elapsed = Double(cplatform_monotonic_ns() - t0) / 1e9
-            log("round \(r + 1)/\(runner.plan.rounds) (\(fixed(elapsed, 1)) s, ETA \(fixed(elapsed / Double(r + 1) * Double(runner.plan.rounds - r - 1), 0)) s)")
+            let now = cplatform_monotonic_ns()
+            let elapsed = Double(now - t0) / 1e9
+            let left = runner.plan.rounds - r - 1
+            var note = ""
+            if left > 0 {
+                let lastRound = Double(now - roundStart) / 1e9
+                let allowed = max(roundsBudget - elapsed, 0) / Double(left)
+                if lastRound > allowed * 1.05 {
+                    let factor = max(allowed / lastRound, 0.25)
+                    for i in live { prepared[i] = prepared[i]?.scaled(by: factor) }
+                    note = "; rounds shortened to \(fixed(factor * 100, 0)) % to stay within \(fixed(roundsBudget, 0)) s"
+                }
+            }
+            log("round \(r + 1)/\(runner.plan.rounds) (\(fixed(elapsed, 1)) s, ETA \(fixed(elapsed / Double(r + 1) * Double(left), 0)) s\(note))")
         }
         func cluster() -> [PlacementClass] {
-            PlacementClasses.cluster([calibrationRoundTripNs] + rounds.joined().flatMap { [$0.0.roundTripBeforeNs, $0.0.roundTripAfterNs] })
+            PlacementClasses.cluster([calibrationRoundTripNs] + rounds.joined().flatMap(\.0.roundTripsNs))
         }
         var classes = cluster()
         // A scenario none of whose rounds stayed in one placement (a VM whose vCPUs move

@@ -1,6 +1,7 @@
 // Measures one scenario: rounds of the scenario alternated with the bare-ring reference
 // (ABAB), the cache-line round trip before and after each round to catch a change of vCPU
-// placement, then a closed-loop latency run. Turns the rounds into a ScenarioResult.
+// placement, then a closed-loop latency run. Turns the rounds into a ScenarioResult. A
+// mediated scenario's round is itself short pairs of the scenario and its bare reference.
 
 import CPlatform
 import Doorbell
@@ -16,6 +17,11 @@ public struct MeasurementPlan: Sendable {
     public var rounds = 7
     /// Closed-loop batches timed for the latency percentiles.
     public var latencyBatches = 2_000
+    /// Short back-to-back pairs of a mediated scenario and its bare reference per round
+    /// (the round's descriptors split between them). On a VM whose vCPUs move every few
+    /// seconds a placement change inside a long pair goes unseen by the round trips around
+    /// it; short pairs, each half bracketed, lose one pair to it instead of a round.
+    public var referencePairs = 6
     public init() {}
 }
 
@@ -169,20 +175,44 @@ public struct ScenarioRunner {
         }
     }
 
-    /// One timed round: the scenario, its bare reference when mediated, the bare calibration
-    /// ring, each bracketed by the cache-line round trip that tells the placement.
+    /// One timed round: the scenario (for a mediated one, in short pairs with its bare
+    /// reference), then the bare calibration ring, each bracketed by the cache-line round
+    /// trip that tells the placement.
     public func measureRound(_ p: PreparedScenario, round: Int) throws -> (RoundSample, DatapathOutcome) {
         let id = p.id
-        let before = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
-        let a = try run(id, descriptors: p.descriptorsPerRound, mode: .throughput)
-        // A mediated scenario's reference: the same device model and driver loop on bare
-        // rings with the same doorbell, in the same round.
-        let reference = id.mediator != "none" ? try referenceRate(id, descriptors: p.descriptorsPerRound) : nil
+        let probe = { try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement).medianNanoseconds }
+        let before = try probe()
+        var a = DatapathOutcome()
+        var pairs: [ReferencePair] = []
+        if id.mediator == "none" {
+            a = try run(id, descriptors: p.descriptorsPerRound, mode: .throughput)
+        } else {
+            // The same device model and driver loop on bare rings with the same doorbell,
+            // paired with the scenario; which goes first alternates, so neither always runs
+            // warm after the other.
+            let pairCount = max(plan.referencePairs, 1)
+            let perHalf = max(p.descriptorsPerRound / pairCount, id.batch * 64)
+            var last = before
+            for k in 0..<pairCount {
+                let referenceFirst = (round + k) % 2 == 1
+                let first = referenceFirst ? try referenceRate(id, descriptors: perHalf) : nil
+                let scenario = referenceFirst ? nil : try run(id, descriptors: perHalf, mode: .throughput)
+                let between = try probe()
+                let mediated = try scenario ?? run(id, descriptors: perHalf, mode: .throughput)
+                let reference = try first ?? referenceRate(id, descriptors: perHalf)
+                let end = try probe()
+                pairs.append(ReferencePair(rate: mediated.descriptorsPerSecond, ratio: mediated.descriptorsPerSecond / reference, roundTripsNs: [last, between, end]))
+                a.absorb(mediated)
+                last = end
+            }
+        }
         let bare = try BareRing.measure(entries: p.bareRingEntries, placement: placement)
-        let after = try CachelineRoundTrip.measure(samples: 5, perSample: 500, placement: placement)
-        let sample = RoundSample(round: round, rate: a.descriptorsPerSecond, toCalibration: a.descriptorsPerSecond / bare,
-                                 toBare: reference.map { a.descriptorsPerSecond / $0 },
-                                 roundTripBeforeNs: before.medianNanoseconds, roundTripAfterNs: after.medianNanoseconds)
+        let after = try probe()
+        // A mediated round's rate is its pairs' median: a placement change inside one short
+        // run, unseen by the round trips, moves it less than it moves their sum.
+        let rate = pairs.isEmpty ? a.descriptorsPerSecond : median(pairs.map(\.rate))
+        let sample = RoundSample(round: round, rate: rate, toCalibration: rate / bare,
+                                 referencePairs: pairs, roundTripBeforeNs: before, roundTripAfterNs: after)
         return (sample, a)
     }
 
@@ -242,7 +272,8 @@ public struct ScenarioRunner {
             let ratios = bootstrapInterval(chosen.map(\.sample.toCalibration))
             result.ratioToCalibration = ratios.median
             result.ratioToCalibrationCI95 = ratios.ci95
-            let toBare = chosen.compactMap(\.sample.toBare)
+            // × no mediator from every short pair (of any round) that stayed in the main class.
+            let toBare = rounds.flatMap { $0.0.referenceRatios(in: classes) }.filter { $0.0 == main }.map(\.1)
             if !toBare.isEmpty {
                 let r = bootstrapInterval(toBare)
                 result.ratioToBare = r.median
@@ -286,10 +317,18 @@ public struct ScenarioRunner {
 /// A scenario ready to be measured in rounds.
 public struct PreparedScenario: Sendable {
     public let id: ScenarioID
-    public let descriptorsPerRound: Int
-    public let bareRingEntries: Int
+    public private(set) var descriptorsPerRound: Int
+    public private(set) var bareRingEntries: Int
     /// Time spent on it so far (the warm-up).
     public let busyNanoseconds: UInt64
+
+    /// The same scenario with its rounds `factor` as long (never below a few batches).
+    func scaled(by factor: Double) -> PreparedScenario {
+        var p = self
+        p.descriptorsPerRound = max(Int(Double(descriptorsPerRound) * factor), id.batch * 64)
+        p.bareRingEntries = max(Int(Double(bareRingEntries) * factor), 100_000)
+        return p
+    }
 }
 
 /// Why a scenario is not measured: its result already says so.
