@@ -57,9 +57,19 @@ public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
     /// The one place a doorbell of this kind becomes a type with its configuration (the
     /// driver's side of a mediated scenario picks its ends here, the device's endpoint too).
     /// Inlinable, so the caller's module specialises `visitor.visit` for each concrete
-    /// doorbell: without it the driver loop below ran generic, through witness tables.
+    /// doorbell: without it the driver loop below ran generic, through witness tables. (A
+    /// gate self-test build, VQB_GATE_INJECT, drops exactly that, so the gate's
+    /// specialisation check is shown to fail.)
+    #if VQB_GATE_INJECT
+    @inline(never) @_semantics("optimize.sil.specialize.generic.never")
+    public func visit<V: DeviceDoorbellConfigurationVisitor>(_ visitor: V) throws -> V.Output { try visitConcrete(visitor) }
+    #else
     @inlinable
-    public func visit<V: DeviceDoorbellConfigurationVisitor>(_ visitor: V) throws -> V.Output {
+    public func visit<V: DeviceDoorbellConfigurationVisitor>(_ visitor: V) throws -> V.Output { try visitConcrete(visitor) }
+    #endif
+
+    @inlinable
+    func visitConcrete<V: DeviceDoorbellConfigurationVisitor>(_ visitor: V) throws -> V.Output {
         switch self {
         case .busyPoll: return try visitor.visit(BusyPollDoorbell.self, .allocated)
         case .eventfd: return try visitor.visit(EventfdDoorbell.self, ())

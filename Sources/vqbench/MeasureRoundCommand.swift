@@ -14,10 +14,12 @@ struct MeasureRoundCommand: ParsableCommand {
     @Argument(help: "The scenario id, e.g. split/poll/none/q256/b32/64B/4K/qp1.") var scenario: String
     @Option(help: "Descriptors to move.") var descriptors: Int
     @Flag(help: "Print one JSON line: id, descriptors, desc_per_s, rtt_before_ns, rtt_after_ns.") var json = false
+    @Flag(help: "Run a mediated scenario's bare reference (what × no mediator divides by) instead of the scenario.")
+    var reference = false
 
     func run() throws {
         let id = try ScenarioID(parsing: scenario)
-        let sample = try MeasureRound.run(id, descriptors: descriptors)
+        let sample = try MeasureRound.run(id, descriptors: descriptors, reference: reference)
         if json {
             print(try sample.jsonLine())
         } else {

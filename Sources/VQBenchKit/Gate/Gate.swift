@@ -25,6 +25,18 @@ public struct GateOptions: Sendable {
         ScenarioID(layout: "packed", doorbell: "busy-poll", mediator: "vdpa_sim", memory: "4K", binding: "vhost"),
     ]
     public var ratioSecondsPerScenario = 1.0
+    /// Gate B's specialisation check: datapaths run under callgrind (a mediated one also as
+    /// its bare reference), none of which may execute a generic loop body or a hot-protocol
+    /// witness: the bare engine loop, a passthrough parent under each binding on each
+    /// binding (split under virtio, packed under vhost), the software-IOTLB parent on a
+    /// sleeping doorbell. Each callgrind run costs ~10 s, mostly start-up.
+    public var specialisationScenarios: [ScenarioID] = [
+        ScenarioID(layout: "split", doorbell: "poll", memory: "4K"),
+        ScenarioID(layout: "split", doorbell: "busy-poll", mediator: "vp_vdpa", memory: "4K"),
+        ScenarioID(layout: "packed", doorbell: "busy-poll", mediator: "ifcvf", memory: "4K", binding: "vhost"),
+        ScenarioID(layout: "packed", doorbell: "eventfd", mediator: "vdpa_sim", memory: "4K"),
+    ]
+    public var specialisationDescriptors = 5_000
     public var ratioRounds = 7
     /// Instruction workloads: rounds of 32 descriptors at the two sizes whose difference is used.
     public var smallRounds = 250
@@ -97,6 +109,26 @@ public enum Gate {
             r.repetitions = 2
             scenarios.append(r)
             log("A \(layout.rawValue): \(fixed(perDesc, 2)) instructions/descriptor (\(small.instructions) / \(large.instructions)), allocations \(large.allocations), retain/release \(large.referenceCounting)")
+        }
+
+        // B: every datapath ran specialised (no generic loop body, no hot-protocol witness).
+        for id in options.specialisationScenarios {
+            if let why = ScenarioRunner(plan: MeasurementPlan(), probe: probe, placement: .current(), bareRingRate: 0).unavailabilityReason(id) {
+                scenarios.append(ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why))
+                continue
+            }
+            var ran: Set<String> = []
+            for reference in id.mediator == "none" ? [false] : [false, true] {
+                ran.formUnion(try counter.functionsRun(arguments: ["measure-round", id.description, "--descriptors",
+                                                                   String(options.specialisationDescriptors)] + (reference ? ["--reference"] : [])))
+            }
+            var r = ScenarioResult(id: id.description, params: params(id), status: .ok)
+            r.genericDatapathFunctions = SpecialisedDatapath.offenders(ran)
+            r.repetitions = 1
+            scenarios.append(r)
+            log("B specialised \(id)\(id.mediator == "none" ? "" : " and its bare reference"): "
+                + (r.genericDatapathFunctions!.isEmpty ? "no generic loop body or hot-protocol witness ran (\(ran.count) functions)"
+                   : r.genericDatapathFunctions!.joined(separator: "; ")))
         }
 
         // B: kicks and interrupts under each suppression mode.
@@ -201,6 +233,12 @@ public enum Gate {
             } else if s.params.doorbell.hasPrefix("suppression-") {
                 exact("B \(s.id)", "kicks_per_1k", b?.counters?.kicksPer1k, s.counters?.kicksPer1k)
                 exact("B \(s.id)", "interrupts_per_1k", b?.counters?.interruptsPer1k, s.counters?.interruptsPer1k)
+            } else if let generic = s.genericDatapathFunctions {
+                // Absolute, no baseline needed: a generic loop body in the datapath is always a regression.
+                let verdict: GateVerdict = generic.isEmpty ? .pass : .regression
+                checks.append(.init(check: "B \(s.id)", metric: "generic_datapath_functions", baseline: 0, observed: Double(generic.count),
+                                    tolerance: generic.isEmpty ? "exact (must be 0)" : "exact (must be 0): " + generic.prefix(3).joined(separator: "; "),
+                                    verdict: verdict.rawValue))
             } else if s.params.layout == "none" {
                 exact("B \(s.id)", "syscalls_per_1k", b?.counters?.syscallsPer1k, s.counters?.syscallsPer1k)
             }

@@ -68,6 +68,37 @@ public final class InstructionCounter {
         return try Self.parse(text)
     }
 
+    /// The (mangled) names of every function that ran while the stripped binary ran
+    /// `arguments`, collected over the whole run.
+    public func functionsRun(arguments: [String]) throws -> Set<String> {
+        let out = directory + "/callgrind-functions.out"
+        try? FileManager.default.removeItem(atPath: out)
+        var args = ["-i", "PATH=/usr/bin:/bin", "LC_ALL=C", "SWIFT_BACKTRACE=enable=no"]
+        if Self.which("setarch") != nil { args += ["setarch", "-R"] }
+        args += ["valgrind", "--tool=callgrind", "--callgrind-out-file=\(out)", binary] + arguments
+        let (status, output) = Self.run("/usr/bin/env", args)
+        guard status == 0, let text = try? String(contentsOfFile: out, encoding: .utf8) else {
+            throw GateError.toolFailed("valgrind --tool=callgrind on \(arguments.joined(separator: " "))", output: output)
+        }
+        return Self.functionNames(text)
+    }
+
+    /// Every function named in a callgrind profile (`fn=` ran, `cfn=` was called), with
+    /// callgrind's name compression undone.
+    static func functionNames(_ text: String) -> Set<String> {
+        var names: Set<String> = []
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            guard raw.hasPrefix("fn=") || raw.hasPrefix("cfn=") else { continue }
+            var body = raw[raw.index(after: raw.firstIndex(of: "=")!)...]
+            if body.hasPrefix("("), let close = body.firstIndex(of: ")") {
+                body = body[body.index(after: close)...]
+            }
+            let name = body.trimmingWhitespace()
+            if !name.isEmpty { names.insert(name) }
+        }
+        return names
+    }
+
     /// Reads the totals line and the calls to allocation and reference-counting functions.
     static func parse(_ text: String) throws -> CallgrindCount {
         var names: [String: String] = [:]

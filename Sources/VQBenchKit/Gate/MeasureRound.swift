@@ -3,6 +3,7 @@
 // this build round by round on the same CPUs (RevisionGate.swift judges the rounds).
 
 import Doorbell
+import VirtioMemory
 import Foundation
 
 /// One run of one binary in one round, as `vqbench measure-round --json` prints it (one line).
@@ -46,11 +47,13 @@ public struct MeasureRoundSample: Codable, Sendable, Equatable {
 public enum MeasureRoundError: Error, CustomStringConvertible {
     case unavailable(scenario: String, reason: String)
     case descriptorCount(Int)
+    case noReference(scenario: String)
 
     public var description: String {
         switch self {
         case let .unavailable(scenario, reason): return "\(scenario) cannot run on this machine: \(reason)"
         case let .descriptorCount(n): return "--descriptors must be at least 1 (got \(n))"
+        case let .noReference(scenario): return "\(scenario) has no bare reference: only a mediated scenario (a parent) has one"
         }
     }
 }
@@ -58,8 +61,13 @@ public enum MeasureRoundError: Error, CustomStringConvertible {
 extension ScenarioRunner {
     /// One throughput run of `id` with fresh ring halves (``run(_:descriptors:mode:)``, public
     /// for `vqbench measure-round`).
-    public func throughputRun(_ id: ScenarioID, descriptors: Int) throws -> DatapathOutcome {
-        try run(id, descriptors: descriptors, mode: .throughput)
+    public func throughputRun(_ id: ScenarioID, descriptors: Int, reference: Bool = false) throws -> DatapathOutcome {
+        guard reference else { return try run(id, descriptors: descriptors, mode: .throughput) }
+        guard id.mediator != "none" else { throw MeasureRoundError.noReference(scenario: id.description) }
+        let r = try MediatedRun.reference(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
+                                          mode: .throughput, placement: placement, probe: probe)
+        if !r.errors.isEmpty { throw RunnerError.runFailed(id: id.description + " (bare reference)", errors: r.errors) }
+        return r
     }
 
     /// Why `id` cannot run on this machine, or nil (``unavailability(_:)``, public for the same).
@@ -75,7 +83,7 @@ public enum MeasureRound {
     public static let roundTripsPerSample = 500
 
     /// Measures one throughput run of `id` moving `descriptors` descriptors.
-    public static func run(_ id: ScenarioID, descriptors: Int, probe: DoorbellProbe = .current,
+    public static func run(_ id: ScenarioID, descriptors: Int, reference: Bool = false, probe: DoorbellProbe = .current,
                            placement: ThreadPlacement = .current()) throws -> MeasureRoundSample {
         guard descriptors >= 1 else { throw MeasureRoundError.descriptorCount(descriptors) }
         // The bare-ring rate only sizes the engine's reference runs, which a single run has none of.
@@ -84,7 +92,7 @@ public enum MeasureRound {
             throw MeasureRoundError.unavailable(scenario: id.description, reason: why)
         }
         let before = try CachelineRoundTrip.measure(samples: roundTripSamples, perSample: roundTripsPerSample, placement: placement)
-        let outcome = try runner.throughputRun(id, descriptors: descriptors)
+        let outcome = try runner.throughputRun(id, descriptors: descriptors, reference: reference)
         let after = try CachelineRoundTrip.measure(samples: roundTripSamples, perSample: roundTripsPerSample, placement: placement)
         return MeasureRoundSample(id: id.description, descriptors: outcome.descriptors, descPerSecond: outcome.descriptorsPerSecond,
                                   rttBeforeNs: before.medianNanoseconds, rttAfterNs: after.medianNanoseconds)

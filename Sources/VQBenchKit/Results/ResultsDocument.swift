@@ -230,6 +230,9 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
     public var ratioToBareCI95: [Double]?
     public var controlPathNs: [String: Double]?
     public var instructionsPerDesc: Double?
+    /// Gate B: generic loop bodies and hot-protocol witnesses that ran (empty: the whole
+    /// datapath ran specialised), from callgrind.
+    public var genericDatapathFunctions: [String]?
 
     enum CodingKeys: String, CodingKey {
         case id, params, status, reason, modelled, repetitions, durationNs = "duration_ns", placement
@@ -237,6 +240,7 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
         case ratioToCalibration = "ratio_to_calibration", ratioToCalibrationCI95 = "ratio_to_calibration_ci95"
         case ratioToBare = "ratio_to_bare", ratioToBareCI95 = "ratio_to_bare_ci95"
         case controlPathNs = "control_path_ns", instructionsPerDesc = "instructions_per_desc"
+        case genericDatapathFunctions = "generic_datapath_functions"
     }
 
     public init(id: String, params: Params, status: Status, reason: String? = nil, modelled: [ModelledParameter] = [],

@@ -215,7 +215,8 @@ extension ResultsValidator {
         "ratio_to_bare": { "type": ["number", "null"], "minimum": 0 },
         "ratio_to_bare_ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
         "control_path_ns": { "type": ["object", "null"], "additionalProperties": { "type": "number", "minimum": 0 } },
-        "instructions_per_desc": { "type": ["number", "null"], "minimum": 0 }
+        "instructions_per_desc": { "type": ["number", "null"], "minimum": 0 },
+        "generic_datapath_functions": { "type": ["array", "null"], "items": { "type": "string" } }
       }
     },
     "Params": {
