@@ -3,7 +3,6 @@
 // this build round by round on the same CPUs (RevisionGate.swift judges the rounds).
 
 import Doorbell
-import VirtioMemory
 import Foundation
 
 /// One run of one binary in one round, as `vqbench measure-round --json` prints it (one line).
@@ -64,10 +63,7 @@ extension ScenarioRunner {
     public func throughputRun(_ id: ScenarioID, descriptors: Int, reference: Bool = false) throws -> DatapathOutcome {
         guard reference else { return try run(id, descriptors: descriptors, mode: .throughput) }
         guard id.mediator != "none" else { throw MeasureRoundError.noReference(scenario: id.description) }
-        let r = try MediatedRun.reference(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
-                                          mode: .throughput, placement: placement, probe: probe)
-        if !r.errors.isEmpty { throw RunnerError.runFailed(id: id.description + " (bare reference)", errors: r.errors) }
-        return r
+        return try referenceRun(id, descriptors: descriptors)
     }
 
     /// Why `id` cannot run on this machine, or nil (``unavailability(_:)``, public for the same).

@@ -147,12 +147,17 @@ public struct ScenarioRunner {
         return outcome
     }
 
-    /// Descriptors per second of a mediated scenario's bare reference (``MediatedRun/reference``).
-    func referenceRate(_ id: ScenarioID, descriptors: Int) throws -> Double {
+    /// One throughput run of a mediated scenario's bare reference (``MediatedRun/reference``).
+    func referenceRun(_ id: ScenarioID, descriptors: Int) throws -> DatapathOutcome {
         let r = try MediatedRun.reference(id, backing: MemoryBacking(rawValue: id.memory)!, descriptors: descriptors,
                                           mode: .throughput, placement: placement, probe: probe)
         if !r.errors.isEmpty { throw RunnerError.runFailed(id: id.description + " (bare reference)", errors: r.errors) }
-        return r.descriptorsPerSecond
+        return r
+    }
+
+    /// Its descriptors per second.
+    func referenceRate(_ id: ScenarioID, descriptors: Int) throws -> Double {
+        try referenceRun(id, descriptors: descriptors).descriptorsPerSecond
     }
 
     /// A scenario that can be measured here, warmed up, with its rounds sized; or the
