@@ -228,8 +228,11 @@ struct AgainstRevision {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let log = dir + "/base-gate.log"
         try Data().write(to: URL(fileURLWithPath: log))
-        say("base: A and B (\(base) gate --skip-ratios; log: \(log))")
-        let status = try await Child.run(.path(FilePath(base)), ["gate", "--skip-ratios", "--output", out, "--baseline", "/nonexistent"],
+        // The specialisation check is judged on the new build alone (it is absolute), so the
+        // base skips it when it knows how.
+        let skip = try await Self.gateHasFlag(base, "--skip-specialisation", in: dir, log: log) ? ["--skip-specialisation"] : []
+        say("base: A and B (\(base) gate --skip-ratios \(skip.joined()); log: \(log))")
+        let status = try await Child.run(.path(FilePath(base)), ["gate", "--skip-ratios", "--output", out, "--baseline", "/nonexistent"] + skip,
                                          in: dir, log: log)
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? [])
             .filter { $0.hasPrefix("gate-") && $0.hasSuffix(".json") }.sorted()
@@ -305,21 +308,41 @@ struct AgainstRevision {
     /// tell: a binary without it prints its root help and exits 0. ArgumentParser's dump of the
     /// command tree lists hidden subcommands too; if a binary cannot dump it, one short run decides.
     static func hasMeasureRound(_ binary: String, in dir: String, log: String) async throws -> Bool {
-        struct Tree: Decodable {
-            struct Command: Decodable {
-                var commandName: String
-                var subcommands: [Command]?
-            }
-            var command: Command
-        }
-        let (status, dump) = try await Child.capture(.path(FilePath(binary)), ["--experimental-dump-help"], in: dir, log: log)
-        if status.isSuccess, let tree = try? JSONDecoder().decode(Tree.self, from: Data(dump.utf8)) {
+        if let tree = try await commandTree(binary, in: dir, log: log) {
             return (tree.command.subcommands ?? []).contains { $0.commandName == "measure-round" }
         }
         let id = GateOptions().ratioScenarios[0]
         let (trial, out) = try await Child.capture(.path(FilePath(binary)),
                                                    ["measure-round", id.description, "--descriptors", "2048", "--json"], in: dir, log: log)
         return trial.isSuccess && MeasureRoundSample.parse(out) != nil
+    }
+
+    /// ArgumentParser's dump of `binary`'s command tree (hidden subcommands included), or nil
+    /// when it cannot dump one.
+    static func commandTree(_ binary: String, in dir: String, log: String) async throws -> CommandTree? {
+        let (status, dump) = try await Child.capture(.path(FilePath(binary)), ["--experimental-dump-help"], in: dir, log: log)
+        guard status.isSuccess else { return nil }
+        return try? JSONDecoder().decode(CommandTree.self, from: Data(dump.utf8))
+    }
+
+    /// Whether `binary`'s gate subcommand takes `flag` (a base older than the flag does not).
+    static func gateHasFlag(_ binary: String, _ flag: String, in dir: String, log: String) async throws -> Bool {
+        guard let gate = try await commandTree(binary, in: dir, log: log)?.command.subcommands?.first(where: { $0.commandName == "gate" })
+        else { return false }
+        return (gate.arguments ?? []).contains { ($0.names ?? []).contains { "--" + $0.name == flag } }
+    }
+
+    struct CommandTree: Decodable {
+        struct Command: Decodable {
+            var commandName: String
+            var subcommands: [Command]?
+            var arguments: [Argument]?
+        }
+        struct Argument: Decodable {
+            struct Name: Decodable { var name: String }
+            var names: [Name]?
+        }
+        var command: Command
     }
 
     static func ownExecutable() -> String {

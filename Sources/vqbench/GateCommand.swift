@@ -14,6 +14,8 @@ struct GateCommand: ParsableCommand {
     @Option(help: "The baseline results document.") var baseline: String = "results/baseline.json"
     @Flag(help: "Write what was measured as the new baseline (review and commit it).") var update = false
     @Flag(help: "Skip gate C (in-run ratios), which takes a few seconds per scenario.") var skipRatios = false
+    @Flag(help: "Skip gate B's specialisation check (datapaths under callgrind, ~45 s): it needs no baseline, so a run that already passed it need not repeat it.")
+    var skipSpecialisation = false
     @Option(help: "Where to write the gate's own results document.") var output: String = "results"
     @Flag(help: "Print the checks as JSON.") var json = false
     @Option(help: "Compare with revision REV instead of the baseline: build it, measure both here (exit 0 pass, 2 regression, 4 improvement, 3 base not built).")
@@ -30,7 +32,8 @@ struct GateCommand: ParsableCommand {
             try runAgainst(against)
             return
         }
-        let options = GateOptions()
+        var options = GateOptions()
+        if skipSpecialisation { options.specialisationScenarios = [] }
         let observed = try Gate.measure(options, ratios: !skipRatios) { if !json { print($0) } }
         var base: ResultsDocument? = nil
         if FileManager.default.fileExists(atPath: baseline) {
