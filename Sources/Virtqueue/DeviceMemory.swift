@@ -61,6 +61,14 @@ public struct Segment: @unchecked Sendable, Equatable {
     /// Device-writable (VIRTQ_DESC_F_WRITE).
     public var isWritable: Bool { lengthAndDirection &>> 32 != 0 }
 
+    /// The direction given as 0 (device-readable) or 1 (device-writable).
+    @inlinable @inline(__always)
+    init(host: UnsafeMutableRawPointer?, address: UInt64, length: UInt32, writableBit w: UInt64) {
+        self.host = host
+        self.address = address
+        self.lengthAndDirection = UInt64(length) | w &<< 32
+    }
+
     @inlinable @inline(__always)
     public init(host: UnsafeMutableRawPointer?, address: UInt64, length: UInt32, isWritable: Bool) {
         self.host = host
@@ -103,7 +111,17 @@ public struct Chain: Sendable, Equatable {
         place = UInt64(UInt32(truncatingIfNeeded: firstSegment)) | (isIndirect ? 1 &<< 32 : 0)
     }
 
-    /// A chain of one direct descriptor (the device halves' fast path).
+    /// A chain of one direct descriptor (the device halves' fast path), its direction given
+    /// as 0 (device-readable) or 1.
+    @inlinable @inline(__always)
+    init(single id: UInt16, length: UInt32, writableBit w: UInt64, firstSegment: Int) {
+        // readableCount 1 - w, segmentCount 1, ringDescriptors 1.
+        shape = UInt64(id) | (0x1_0001_0001_0000 &- w &<< 48)
+        bytes = UInt64(length) &<< (w &<< 5)
+        place = UInt64(UInt32(truncatingIfNeeded: firstSegment))
+    }
+
+    /// A chain of one direct descriptor.
     @inlinable @inline(__always)
     init(single id: UInt16, length: UInt32, writable: Bool, firstSegment: Int) {
         shape = UInt64(id) | 0x1_0001_0000 | (writable ? 0 : 1 &<< 48)

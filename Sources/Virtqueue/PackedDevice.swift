@@ -139,34 +139,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             popped &+= run
             fill &+= run
             guard popped < maximum else { break }
-            // Anything else, one descriptor the general way.
-            let d = descriptors + Int(nextAvailable) &* 16
-            // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
-            let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
-            let state = Self.classify(flags, wrap: availableWrap)
-            if state == .notYet { break }
-            if state == .impossible {
-                if popped == 0 {
-                    markBroken(.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap))
-                }
-                break
-            }
-            // Only while the store has room for the longest chain.
-            guard fill <= queueSizeInt else { break }
-            do {
-                // A lone direct descriptor outside the window (a memory with an IOTLB, a
-                // second region): translated here, inline, not walked as a chain.
-                if let single = try popTranslatedSingle(flags: flags, into: segmentStore + fill, firstSegment: fill) {
-                    chains[popped] = single
-                } else {
-                    chains[popped] = try readChain(headFlags: flags, firstSegment: fill)
-                }
-            } catch {
-                // Met first: the queue is broken and the caller hears why. Met later: the
-                // burst ends before it, and the next call meets it first.
-                if popped == 0 { markBroken(error) }
-                break
-            }
+            guard popGeneral(into: chains + popped, fill: fill, first: popped == 0) else { break }
             fill &+= chains[popped].segmentCount
             popped &+= 1
         }
@@ -177,6 +150,41 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             throw brokenCause.unsafelyUnwrapped
         }
         return popped
+    }
+
+    /// The descriptor at our position, the general way: not yet available, a longer chain,
+    /// an indirect one, a lone descriptor outside the direct window, or one that breaks a
+    /// rule. Out of line, so the burst's fast path keeps a small frame. False when the burst
+    /// ends before it: a broken rule met as the burst's `first` chain marks the queue broken
+    /// (the caller hears why); met later, the next call meets it first.
+    @inlinable @inline(never)
+    mutating func popGeneral(into chain: UnsafeMutablePointer<Chain>, fill: Int, first: Bool) -> Bool {
+        let d = descriptors + Int(nextAvailable) &* 16
+        // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
+        let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+        let state = Self.classify(flags, wrap: availableWrap)
+        if state == .notYet { return false }
+        if state == .impossible {
+            if first {
+                markBroken(.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap))
+            }
+            return false
+        }
+        // Only while the store has room for the longest chain.
+        guard fill <= queueSizeInt else { return false }
+        do throws(VirtqueueError) {
+            // A lone direct descriptor outside the window (a memory with an IOTLB, a second
+            // region): translated, not walked as a chain.
+            if let single = try popTranslatedSingle(flags: flags, into: segmentStore + fill, firstSegment: fill) {
+                chain.pointee = single
+            } else {
+                chain.pointee = try readChain(headFlags: flags, firstSegment: fill)
+            }
+            return true
+        } catch {
+            if first { markBroken(error) }
+            return false
+        }
     }
 
     /// Pops consecutive available chains of one direct, non-empty descriptor whose buffer
@@ -240,11 +248,15 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
                 let length = UInt32(truncatingIfNeeded: word)
                 let address = d.loadLE64(0)
                 let offset = address &- base
-                guard length != 0, offset < span, UInt64(length) <= span &- offset, length <= lengthLimit else { break }
-                let writable = flags & DescriptorFlags.write != 0
+                guard length != 0, offset < span, UInt64(length) <= span &- offset else { break }
+                #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+                guard length <= lengthLimit else { break }
+                #endif
+                // VIRTQ_DESC_F_WRITE is bit 1: the direction as a 0/1 word, without a branch.
+                let writable = UInt64(flags & DescriptorFlags.write) &>> 1
                 segments[done &+ i] = Segment(host: hostBase + Int(truncatingIfNeeded: offset), address: address,
-                                              length: length, isWritable: writable)
-                chains[done &+ i] = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writable: writable,
+                                              length: length, writableBit: writable)
+                chains[done &+ i] = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writableBit: writable,
                                           firstSegment: firstSegment &+ done &+ i)
                 i &+= 1
             }

@@ -350,16 +350,18 @@ public struct PackedDriver: @unchecked Sendable {
                 // first; the rest were written before it), so id and len are visible.
                 let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
                 guard flags & (DescriptorFlags.available | DescriptorFlags.used) == expected else { break }
-                let word = d.loadLE64(8)
-                let length = UInt32(truncatingIfNeeded: word)
+                let word = d.loadLE64(8)  // len | id << 32 | flags << 48
                 let id = UInt16(truncatingIfNeeded: word &>> 32)
                 guard id < limit else { break }
+                // Our bookkeeping is writable << 32 | ring slots (0: not in flight), so
+                // `len << 32 | 1 <= info` says in flight and len ≤ writable in one compare.
                 let info = meta[Int(id)]
-                let chain = UInt16(truncatingIfNeeded: info)
-                guard chain != 0, length <= UInt32(truncatingIfNeeded: info &>> 32) else { break }
+                guard word &<< 32 | 1 <= info else { break }
                 meta[Int(id)] = 0
                 stack[freeTop] = id
                 freeTop &+= 1
+                let chain = UInt16(truncatingIfNeeded: info)
+                let length = UInt32(truncatingIfNeeded: word)
                 freed &+= Int(chain)
                 position &+= chain
                 if position >= limit {

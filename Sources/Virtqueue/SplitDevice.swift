@@ -150,21 +150,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             // Anything else, one chain the general way: only while the store has room for
             // the longest chain.
             guard fill <= queueSizeInt else { break }
-            let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
-            do {
-                // A lone direct descriptor outside the window (a memory with an IOTLB, a
-                // second region): translated here, inline, not walked as a chain.
-                if head < size, let single = try popTranslatedSingle(head: head, into: segmentStore + fill, firstSegment: fill) {
-                    chains[popped] = single
-                } else {
-                    chains[popped] = try readChain(head: head, firstSegment: fill)
-                }
-            } catch {
-                // Met first: the queue is broken and the caller hears why. Met later: the
-                // burst ends before it, and the next call meets it first.
-                if popped == 0 { markBroken(error) }
-                break
-            }
+            guard popGeneral(into: chains + popped, fill: fill, first: popped == 0) else { break }
             fill &+= chains[popped].segmentCount
             popped &+= 1
             lastAvailableIndex &+= 1
@@ -178,65 +164,118 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return popped
     }
 
+    /// The chain at our position, the general way: a longer chain, an indirect one, a lone
+    /// descriptor outside the direct window, or one that breaks a rule. Out of line, so the
+    /// burst's fast path keeps a small frame. False when the burst ends before it: a broken
+    /// rule met as the burst's `first` chain marks the queue broken (the caller hears why);
+    /// met later, the next call meets it first.
+    @inlinable @inline(never)
+    mutating func popGeneral(into chain: UnsafeMutablePointer<Chain>, fill: Int, first: Bool) -> Bool {
+        let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
+        do throws(VirtqueueError) {
+            // A lone direct descriptor outside the window (a memory with an IOTLB, a second
+            // region): translated, not walked as a chain.
+            if head < size, let single = try popTranslatedSingle(head: head, into: segmentStore + fill, firstSegment: fill) {
+                chain.pointee = single
+            } else {
+                chain.pointee = try readChain(head: head, firstSegment: fill)
+            }
+            return true
+        } catch {
+            if first { markBroken(error) }
+            return false
+        }
+    }
+
     /// Pops consecutive chains of one direct, non-empty descriptor whose buffer lies in
     /// the memory's direct window, stopping at the first that is anything else (left for
-    /// the general path, which also names what is wrong with it).
+    /// the general path, which also names what is wrong with it). At most two runs: up to
+    /// the end of the available ring, then from its start, so the loop walks pointers.
     @inlinable @inline(__always)
     func popSingles(from first: UInt16, count: Int, chains: UnsafeMutablePointer<Chain>,
                     segments: UnsafeMutablePointer<Segment>, firstSegment: Int) -> Int {
         let window = memory.directWindow
-        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-        let lengthLimit = injectedLengthLimit
-        #else
-        let lengthLimit = UInt32.max
-        #endif
-        if count <= 2 {
-            return Self.popSingleRunBody(available: available + SplitLayout.availableEntryOffset(0), table: descriptors,
-                                         mask: Int(mask), first: Int(first), count: count, base: window.base, span: window.size,
-                                         host: window.host, lengthLimit: lengthLimit, chains: chains, segments: segments,
-                                         firstSegment: firstSegment)
+        guard window.size != 0, let host = window.host else { return 0 }
+        let run = SingleRun(table: descriptors, mask: Int(mask), base: window.base, span: window.size, host: host)
+        let ring = available + SplitLayout.availableEntryOffset(0)
+        let start = Int(first & mask)
+        let toEnd = min(count, queueSizeInt &- start)
+        if count <= 2 && toEnd == count {
+            return Self.popSingleRunBody(run, entries: ring + start &* 2, count: count, chains: chains, segments: segments,
+                                         firstSegment: firstSegment, limit: lengthLimit)
         }
-        return Self.popSingleRun(available: available + SplitLayout.availableEntryOffset(0), table: descriptors,
-                                 mask: Int(mask), first: Int(first), count: count, base: window.base, span: window.size,
-                                 host: window.host, lengthLimit: lengthLimit, chains: chains, segments: segments,
-                                 firstSegment: firstSegment)
+        let popped = Self.popSingleRun(run, entries: ring + start &* 2, count: toEnd, chains: chains, segments: segments,
+                                       firstSegment: firstSegment, limit: lengthLimit)
+        guard popped == toEnd, toEnd < count else { return popped }
+        return popped &+ Self.popSingleRun(run, entries: ring, count: count &- toEnd, chains: chains + popped,
+                                           segments: segments + popped, firstSegment: firstSegment &+ popped, limit: lengthLimit)
     }
 
-    /// The run itself, apart from everything else the half holds, so the loop has the
-    /// registers to itself: three loads, a few compares and six stores a chain.
+    /// What a run of single-descriptor chains reads besides the ring: the descriptor table and
+    /// the direct window.
+    @usableFromInline
+    struct SingleRun {
+        @usableFromInline let table: UnsafeMutableRawPointer
+        @usableFromInline let mask: Int
+        @usableFromInline let base: UInt64
+        @usableFromInline let span: UInt64
+        @usableFromInline let host: UnsafeMutableRawPointer
+        @inlinable init(table: UnsafeMutableRawPointer, mask: Int, base: UInt64, span: UInt64, host: UnsafeMutableRawPointer) {
+            self.table = table
+            self.mask = mask
+            self.base = base
+            self.span = span
+            self.host = host
+        }
+    }
+
+    /// The gate's injected build refuses long single buffers, so an instruction count can rise.
+    @inlinable var lengthLimit: UInt32 {
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        return injectedLengthLimit
+        #else
+        return UInt32.max
+        #endif
+    }
+
+    /// One contiguous run, apart from everything else the half holds, so the loop has the
+    /// registers to itself: three loads, the checks and six stores a chain. `entries` is the
+    /// first available-ring entry of the run; the run never wraps.
     @usableFromInline @inline(never)
-    static func popSingleRun(available ring: UnsafeMutableRawPointer, table: UnsafeMutableRawPointer, mask: Int, first: Int,
-                             count: Int, base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
-                             chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
-                             firstSegment: Int) -> Int {
-        popSingleRunBody(available: ring, table: table, mask: mask, first: first, count: count, base: base, span: span,
-                         host: host, lengthLimit: lengthLimit, chains: chains, segments: segments, firstSegment: firstSegment)
+    static func popSingleRun(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, chains: UnsafeMutablePointer<Chain>,
+                             segments: UnsafeMutablePointer<Segment>, firstSegment: Int, limit: UInt32) -> Int {
+        popSingleRunBody(run, entries: entries, count: count, chains: chains, segments: segments, firstSegment: firstSegment, limit: limit)
     }
 
     /// The run's body: out of line for bursts, inline for a burst of one or two (where a
     /// call's setup would cost more than the loop).
     @inlinable @inline(__always)
-    static func popSingleRunBody(available ring: UnsafeMutableRawPointer, table: UnsafeMutableRawPointer, mask: Int, first: Int,
-                             count: Int, base: UInt64, span: UInt64, host: UnsafeMutableRawPointer?, lengthLimit: UInt32,
-                             chains: UnsafeMutablePointer<Chain>, segments: UnsafeMutablePointer<Segment>,
-                             firstSegment: Int) -> Int {
-        guard span != 0, let hostBase = host else { return 0 }
+    static func popSingleRunBody(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, chains: UnsafeMutablePointer<Chain>,
+                                 segments: UnsafeMutablePointer<Segment>, firstSegment: Int, limit: UInt32) -> Int {
+        let table = run.table
+        let mask = run.mask
+        let base = run.base
+        let span = run.span
+        let host = run.host
         var i = 0
         while i < count {
-            let head = Int(ring.loadLE16(((first &+ i) & mask) &* 2))
+            let head = Int(entries.loadLE16(i &* 2))
             // Split queue sizes are powers of two: in range means at most the mask.
             guard head <= mask else { break }
             let d = table + head &* 16
-            let word = d.loadLE64(8)  // len | flags << 32 | next << 48
-            guard word & (UInt64(DescriptorFlags.next | DescriptorFlags.indirect) &<< 32) == 0 else { break }
-            let length = UInt32(truncatingIfNeeded: word)
+            let flags = d.loadLE16(12)
+            let length = d.loadLE32(8)
+            guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
             let address = d.loadLE64(0)
             let offset = address &- base
-            guard length != 0, offset < span, UInt64(length) <= span &- offset, length <= lengthLimit else { break }
-            let writable = word & (UInt64(DescriptorFlags.write) &<< 32) != 0
-            segments[i] = Segment(host: hostBase + Int(truncatingIfNeeded: offset), address: address,
-                                  length: length, isWritable: writable)
-            chains[i] = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writable: writable,
+            guard offset < span, UInt64(length) <= span &- offset else { break }
+            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+            guard length <= limit else { break }
+            #endif
+            // VIRTQ_DESC_F_WRITE is bit 1: the direction as a 0/1 word, without a branch.
+            let writable = UInt64(flags & DescriptorFlags.write) &>> 1
+            segments[i] = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
+            chains[i] = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writableBit: writable,
                               firstSegment: firstSegment &+ i)
             i &+= 1
         }

@@ -307,38 +307,42 @@ public struct SplitDriver: @unchecked Sendable {
             let ring = used
             let meta = chainMeta
             let links = next
-            let m = mask
-            let limit = sizeU32
-            var last = lastUsedIndex
+            let m = Int(mask)
+            let limit = Int(size)
+            let first = Int(lastUsedIndex)
+            let end = first &+ count
+            var last = first
             var free = freeHead
-            var freed = 0
-            while done < count {
-                let word = ring.loadLE64(SplitLayout.usedEntryOffset(Int(last & m)))
-                let id = UInt32(truncatingIfNeeded: word)
-                let length = UInt32(truncatingIfNeeded: word &>> 32)
+            // Descriptors beyond each chain's first (0 while every chain is one descriptor).
+            var extra = 0
+            while last != end {
+                // id | len << 32.
+                let word = ring.loadLE64(SplitLayout.usedEntryOffset(last & m))
+                let id = Int(UInt32(truncatingIfNeeded: word))
                 guard id < limit else { break }
-                let info = meta[Int(id)]
-                let chain = UInt16(truncatingIfNeeded: info)
-                guard chain != 0, length <= UInt32(truncatingIfNeeded: info &>> 32) else { break }
-                meta[Int(id)] = 0
+                // Our bookkeeping is writable << 32 | descriptors (0: not in flight), so
+                // `len << 32 | 1 <= info` says in flight and len ≤ writable in one compare.
+                let info = meta[id]
+                guard (word & 0xFFFF_FFFF_0000_0000) | 1 <= info else { break }
+                meta[id] = 0
                 let head = UInt16(truncatingIfNeeded: id)
-                // Walk our private links to the tail, then put the chain on the free list.
+                // Put the chain on the free list: its tail (reached by our private links)
+                // points at the old head.
                 var tail = head
-                var remaining = chain &- 1
-                while remaining > 0 {
-                    tail = links[Int(tail)]
-                    remaining &-= 1
+                let chain = Int(UInt16(truncatingIfNeeded: info))
+                if chain != 1 {
+                    for _ in 1..<chain { tail = links[Int(tail)] }
+                    extra &+= chain &- 1
                 }
                 links[Int(tail)] = free
                 free = head
-                freed &+= Int(chain)
                 last &+= 1
-                done &+= 1
-                body(UsedBuffer(id: head, length: length))
+                body(UsedBuffer(id: head, length: UInt32(truncatingIfNeeded: word &>> 32)))
             }
-            lastUsedIndex = last
+            done = last &- first
+            lastUsedIndex = UInt16(truncatingIfNeeded: last)
             freeHead = free
-            freeCount &+= freed
+            freeCount &+= done &+ extra
             inFlightCount &-= done
             // Stopped early at an entry that broke a rule: the next call throws it.
             if done > 0 { return done }
