@@ -26,6 +26,42 @@ public struct TrafficOutcome: Sendable {
 /// How long the driver waits for an interrupt before declaring it lost.
 public let lostInterruptTimeoutNanoseconds: UInt64 = 5_000_000_000
 
+/// The transmitter around the driver loop: stamps each buffer with its sequence number (and
+/// sums the payloads' checksums) before it is posted, and keeps each round trip.
+@usableFromInline
+struct TransmitService: DriverLoopService {
+    @usableFromInline let hosts: [UnsafeMutableRawPointer]
+    @usableFromInline let length: Int
+    @usableFromInline var sequence: UInt64
+    /// Stamping writes the payload on the driver's CPU, so the device then pulls a line the
+    /// driver dirtied: real, but not a cost the bare ring pays; the engine turns it off to
+    /// compare like with like.
+    @usableFromInline let stamps: Bool
+    @usableFromInline var checksum: UInt64 = 0
+    @usableFromInline var roundTrips: [UInt64] = []
+
+    @inlinable init(hosts: [UnsafeMutableRawPointer], length: Int, sequence: UInt64, stamps: Bool) {
+        self.hosts = hosts
+        self.length = length
+        self.sequence = sequence
+        self.stamps = stamps
+    }
+
+    @inlinable mutating func willPost(queue: Int, slot: Int, count: Int) {
+        guard stamps else { return }
+        var slot = slot
+        for _ in 0..<count {
+            let host = hosts[slot]
+            host.storeBytes(of: sequence, as: UInt64.self)
+            checksum &+= payloadChecksum(host, length)
+            sequence &+= 1
+            slot = slot &+ 1 == hosts.count ? 0 : slot &+ 1
+        }
+    }
+
+    @inlinable mutating func roundTrip(queue: Int, nanoseconds: UInt64) { roundTrips.append(nanoseconds) }
+}
+
 extension DriverQueue {
     /// Waits for used buffers on the queue's interrupt, with the sleep protocol.
     @inlinable
@@ -49,71 +85,32 @@ extension DriverQueue {
     }
 
     /// Transmits `packets` packets of `payloadBytes`, each stamped with its number, in
-    /// batches; `latency` keeps one batch in flight and times each round trip.
+    /// batches; `latency` keeps one batch in flight and times each round trip. The one driver
+    /// loop (`runDriverLoop`, the engine's bare rings run it too) on this queue.
     @inlinable
     public mutating func transmit(packets: Int, payloadBytes: Int, batch: Int, latency: Bool = false,
                                   firstSequence: UInt64 = 0, stampsPayload: Bool = true) -> TrafficOutcome {
         var out = TrafficOutcome()
-        if latency { out.roundTrips.reserveCapacity(packets / max(batch, 1) + 1) }
         let length = UInt32(min(payloadBytes, bufferSize))
-        let buffers = bufferAddresses.count
+        var service = TransmitService(hosts: bufferHosts, length: Int(length), sequence: firstSequence, stamps: stampsPayload)
+        if latency { service.roundTrips.reserveCapacity(packets / max(batch, 1) + 1) }
+        let options = DriverLoopOptions(batch: batch, length: length, latency: latency, sleeps: true,
+                                        lostInterruptNanoseconds: lostInterruptTimeoutNanoseconds)
         let cpu0 = cplatform_thread_cpu_time_ns()
         let t0 = cplatform_monotonic_ns()
-        driver.disableInterrupts()
-        var posted = 0
-        var reclaimed = 0
-        var next = 0
-        var sequence = firstSequence
-        do throws(VirtqueueError) {
-            while reclaimed < packets {
-                let room = latency ? posted == reclaimed : driver.freeDescriptors >= batch
-                if posted < packets && room {
-                    let n = min(batch, packets - posted)
-                    let started = cplatform_monotonic_ns()
-                    if stampsPayload {
-                        // Stamping writes the payload on the driver's CPU, so the device then
-                        // pulls a line the driver dirtied: real, but not a cost the bare ring
-                        // pays; the engine turns it off to compare like with like.
-                        var slot = next
-                        for _ in 0..<n {
-                            let host = bufferHosts[slot]
-                            host.storeBytes(of: sequence, as: UInt64.self)
-                            out.checksum &+= payloadChecksum(host, Int(length))
-                            sequence &+= 1
-                            slot = slot &+ 1 == buffers ? 0 : slot &+ 1
-                        }
-                    }
-                    let sent = bufferAddresses.withUnsafeBufferPointer { addrs in
-                        driver.postBurst(from: addrs, next: &next, count: n, length: length)
-                    }
-                    guard sent == n else { throw .queueFull(queue: index, needed: n, free: sent) }
-                    posted &+= n
-                    driver.publish()
-                    if let e = kickIfNeeded() { out.errors.append(e); break }
-                    if latency {
-                        var back = 0
-                        while back < n {
-                            let got = try driver.reclaimBurst(maximum: n &- back) { _ in }
-                            if got > 0 { back &+= got; continue }
-                            if let e = awaitUsed() { out.errors.append(e); break }
-                        }
-                        reclaimed &+= back
-                        out.roundTrips.append(cplatform_monotonic_ns() &- started)
-                        if !out.errors.isEmpty { break }
-                        continue
-                    }
-                    continue
-                }
-                let got = try driver.reclaimBurst(maximum: max(batch, 1)) { _ in }
-                reclaimed &+= got
-                if got == 0, let e = awaitUsed() { out.errors.append(e); break }
-            }
-        } catch {
-            out.errors.append("queue \(index): driver: \(error)")
+        let error: String? = bufferAddresses.withUnsafeBufferPointer { addrs in
+            var queues = [DriverLoopQueue(driver: driver, kick: kick, addresses: addrs, target: packets)]
+            let error = runDriverLoop(&queues, call: &call, options: options, service: &service)
+            driver = queues[0].driver
+            kick = queues[0].kick
+            out.packets = queues[0].reclaimed
+            return error
         }
         out.nanoseconds = cplatform_monotonic_ns() &- t0
         out.driverCPUNanoseconds = cplatform_thread_cpu_time_ns() &- cpu0
-        out.packets = reclaimed
+        if let error { out.errors.append("queue \(index): \(error)") }
+        out.checksum = service.checksum
+        out.roundTrips = service.roundTrips
         out.kick = kick.counters
         out.call = call.counters
         return out

@@ -12,7 +12,7 @@ public enum SpecialisedDatapath {
     /// "generic specialization <…> of …" and never matches).
     static let genericLoops = [
         "Mediation.DriverQueue.transmit", "Mediation.DriverQueue.receive", "Mediation.DriverQueue.awaitUsed",
-        "Mediation.DriverQueue.kickIfNeeded", "Mediation.runDeviceLoop", "Mediation.runNetDevice",
+        "Mediation.DriverQueue.kickIfNeeded", "Mediation.runDriverLoop", "Mediation.runDeviceLoop", "Mediation.runNetDevice",
         "VQBenchKit.runDatapath", "VQBenchKit.runMultiQueuePolled",
     ]
     /// Protocol requirements the datapath calls per burst or per notification.

@@ -64,6 +64,13 @@ struct BareRingService: DeviceLoopService {
     @inline(__always) mutating func shouldStop() -> Bool { done >= descriptors }
 }
 
+/// The driver loop's latency record: every round trip into one histogram.
+struct RoundTripHistogram: DriverLoopService {
+    var histogram: Histogram<UInt64>
+    @inline(__always) mutating func willPost(queue: Int, slot: Int, count: Int) {}
+    @inline(__always) mutating func roundTrip(queue: Int, nanoseconds: UInt64) { _ = histogram.record(nanoseconds) }
+}
+
 /// How long a sleeping side waits before it declares a notification lost.
 let lostNotificationTimeout: UInt64 = 5_000_000_000
 
@@ -92,69 +99,19 @@ public func runDatapath<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf
         ready.wrappingIncrement(ordering: .relaxed)
         gate.wait()
         let cpu0 = cplatform_thread_cpu_time_ns()
-        if sleeps { d.disableInterrupts() }
-        /// Waits for used buffers: sleeps through the sleep protocol, or polls. False on a
-        /// lost notification or a doorbell error (recorded in `out`).
-        func awaitCompletions() -> Bool {
-            guard sleeps else {
-                cplatform_cpu_relax()
-                return true
+        // The one driver loop (the mediated scenarios' and their bare references').
+        var service = RoundTripHistogram(histogram: histogram)
+        let options = DriverLoopOptions(batch: batch, length: payloadBytes, latency: mode == .latency, sleeps: sleeps,
+                                        lostInterruptNanoseconds: lostNotificationTimeout)
+        addresses.withUnsafeBufferPointer { addrs in
+            var queues = [DriverLoopQueue(driver: d, kick: kickN, addresses: addrs, target: descriptors)]
+            if let error = runDriverLoop(&queues, call: &callW, options: options, service: &service) {
+                out.errors.append(error)
             }
-            do {
-                let ok = try waitUntil({ d.hasUsed() }, on: &callW, timeoutNanoseconds: lostNotificationTimeout,
-                                       enableNotifications: { _ = d.enableInterrupts() },
-                                       disableNotifications: { d.disableInterrupts() })
-                if !ok { out.errors.append("no interrupt within 5 s: a notification was lost") }
-                return ok
-            } catch {
-                out.errors.append("call: \(error)")
-                return false
-            }
+            d = queues[0].driver
+            kickN = queues[0].kick
         }
-        do throws(VirtqueueError) {
-            try addresses.withUnsafeBufferPointer { addrs throws(VirtqueueError) in
-                var posted = 0
-                var reclaimed = 0
-                var next = 0
-                while reclaimed < descriptors {
-                    var progressed = false
-                    let room = mode == .latency ? (posted == reclaimed) : (d.freeDescriptors >= batch)
-                    if posted < descriptors && room {
-                        let n = min(batch, descriptors - posted)
-                        let t0 = cplatform_monotonic_ns()
-                        _ = d.postBurst(from: addrs, next: &next, count: n, length: payloadBytes)
-                        posted &+= n
-                        d.publish()
-                        if sleeps {
-                            do { try kickN.notify(if: d.kickNeeded()) } catch { out.errors.append("kick: \(error)"); return }
-                        }
-                        progressed = true
-                        if mode == .latency {
-                            // Closed loop: wait for the whole batch, then time the round trip.
-                            var back = 0
-                            while back < n {
-                                let got = try d.reclaimBurst(maximum: n &- back) { _ in }
-                                if got > 0 { back &+= got; continue }
-                                guard awaitCompletions() else { return }
-                            }
-                            reclaimed &+= n
-                            _ = histogram.record(cplatform_monotonic_ns() - t0)
-                            continue
-                        }
-                    }
-                    let got = try d.reclaimBurst(maximum: batch) { _ in }
-                    if got > 0 {
-                        reclaimed &+= got
-                        progressed = true
-                    }
-                    if !progressed {
-                        guard awaitCompletions() else { return }
-                    }
-                }
-            }
-        } catch {
-            out.errors.append("driver: \(error)")
-        }
+        histogram = service.histogram
         out.driverCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0
         clock.value.end = cplatform_monotonic_ns()
         out.kick = kickN.counters

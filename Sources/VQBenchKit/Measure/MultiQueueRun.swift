@@ -54,46 +54,36 @@ public func runMultiQueuePolled<Driver: VirtqueueDriverHalf, Device: VirtqueueDe
         let drivers = Slot(owned.map { (queues[$0].driver, queues[$0].addresses) })
         let devices = Slot(owned.map { queues[$0].device })
         threads.append(try PinnedThread(cpu: cpu(t, device: false)) {
-            var mine = drivers.value
+            let owned = drivers.value
             var out = DatapathOutcome()
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-            var posted = [Int](repeating: 0, count: mine.count)
-            var reclaimed = [Int](repeating: 0, count: mine.count)
-            var next = [Int](repeating: 0, count: mine.count)
-            var batchStart = [UInt64](repeating: 0, count: mine.count)
+            // Each queue's buffer ring, alive for the loop (the loop holds pointers into it).
+            let rings = owned.map { queue -> UnsafeMutableBufferPointer<UInt64> in
+                let ring = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: queue.1.count)
+                _ = ring.initialize(from: queue.1)
+                return ring
+            }
+            defer { for ring in rings { ring.deallocate() } }
+            var service = RoundTripHistogram(histogram: Histogram<UInt64>(highestTrackableValue: 60_000_000_000,
+                                                                           numberOfSignificantValueDigits: .three))
             ready.wrappingIncrement(ordering: .relaxed)
             gate.wait()
             let cpu0 = cplatform_thread_cpu_time_ns()
-            do throws(VirtqueueError) {
-                var remaining = mine.count
-                while remaining > 0 {
-                    for q in mine.indices where reclaimed[q] < descriptorsPerQueue {
-                        let room = mode == .latency ? posted[q] == reclaimed[q] : mine[q].0.freeDescriptors >= batch
-                        if posted[q] < descriptorsPerQueue && room {
-                            let n = min(batch, descriptorsPerQueue - posted[q])
-                            batchStart[q] = cplatform_monotonic_ns()
-                            mine[q].1.withUnsafeBufferPointer { addrs in
-                                _ = mine[q].0.postBurst(from: addrs, next: &next[q], count: n, length: payloadBytes)
-                            }
-                            posted[q] &+= n
-                            mine[q].0.publish()
-                        }
-                        while true {
-                            let got = try mine[q].0.reclaimBurst(maximum: batch) { _ in }
-                            if got == 0 { break }
-                            reclaimed[q] &+= got
-                        }
-                        if mode == .latency && posted[q] == reclaimed[q] && batchStart[q] != 0 {
-                            _ = histogram.record(cplatform_monotonic_ns() - batchStart[q])
-                            batchStart[q] = 0
-                        }
-                        if reclaimed[q] >= descriptorsPerQueue { remaining -= 1 }
-                    }
-                    cplatform_cpu_relax()
+            // The one driver loop over this thread's queues, polling (no doorbells used).
+            do {
+                let pair = try BusyPollDoorbell.makePair()
+                let neverRung = pair.0
+                var neverWaited = pair.1
+                var mine = zip(owned, rings).map { queue, ring in
+                    DriverLoopQueue(driver: queue.0, kick: neverRung, addresses: UnsafeBufferPointer(ring), target: descriptorsPerQueue)
+                }
+                let options = DriverLoopOptions(batch: batch, length: payloadBytes, latency: mode == .latency, sleeps: false)
+                if let error = runDriverLoop(&mine, call: &neverWaited, options: options, service: &service) {
+                    out.errors.append(error)
                 }
             } catch {
                 out.errors.append("driver: \(error)")
             }
+            let histogram = service.histogram
             out.driverCPUNanoseconds = cplatform_thread_cpu_time_ns() - cpu0
             let end = cplatform_monotonic_ns()
             if mode == .latency { out.roundTrips = histogram }
