@@ -139,9 +139,11 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             popped &+= run
             fill &+= run
             guard popped < maximum else { break }
-            guard popGeneral(into: chains + popped, fill: fill, first: popped == 0) else { break }
-            fill &+= chains[popped].segmentCount
-            popped &+= 1
+            // Anything else, the general way, then back to the fast run.
+            let (n, segments) = popGeneral(into: chains + popped, count: maximum &- popped, fill: fill, first: popped == 0)
+            guard n > 0 else { break }
+            popped &+= n
+            fill &+= segments
         }
         if popped > 0 {
             lastFirstSegment = Int(chains[popped &- 1].firstSegment)
@@ -152,39 +154,49 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return popped
     }
 
-    /// The descriptor at our position, the general way: not yet available, a longer chain,
-    /// an indirect one, a lone descriptor outside the direct window, or one that breaks a
-    /// rule. Out of line, so the burst's fast path keeps a small frame. False when the burst
-    /// ends before it: a broken rule met as the burst's `first` chain marks the queue broken
-    /// (the caller hears why); met later, the next call meets it first.
+    /// Chains at our position the general way, up to `count`: lone descriptors outside the
+    /// direct window (a memory with an IOTLB, a second region), translated one by one, and
+    /// at most one longer or indirect chain, which ends the run (the fast path may follow).
+    /// Out of line, so the burst's fast path keeps a small frame; a run, so a memory without
+    /// a direct window pays one call a burst. Stops at a descriptor not yet available, when
+    /// the segment store lacks room for the longest chain, and before a descriptor that breaks
+    /// a rule: met as the burst's `first`, the queue is marked broken (the caller hears why);
+    /// met later, the next call meets it first. Returns the chains popped and the segments
+    /// they filled.
     @inlinable @inline(never)
-    mutating func popGeneral(into chain: UnsafeMutablePointer<Chain>, fill: Int, first: Bool) -> Bool {
-        let d = descriptors + Int(nextAvailable) &* 16
-        // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
-        let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
-        let state = Self.classify(flags, wrap: availableWrap)
-        if state == .notYet { return false }
-        if state == .impossible {
-            if first {
-                markBroken(.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap))
+    mutating func popGeneral(into chains: UnsafeMutablePointer<Chain>, count: Int, fill: Int, first: Bool) -> (Int, Int) {
+        var n = 0
+        var used = 0
+        while n < count, fill &+ used <= queueSizeInt {
+            let d = descriptors + Int(nextAvailable) &* 16
+            // acquire: pairs with the driver's release of the head flags (§2.8.21.3).
+            let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+            let state = Self.classify(flags, wrap: availableWrap)
+            if state == .notYet { break }
+            if state == .impossible {
+                if first && n == 0 {
+                    markBroken(.impossiblePackedFlags(queue: queueIndex, index: nextAvailable, flags: flags, wrapCounter: availableWrap))
+                }
+                break
             }
-            return false
-        }
-        // Only while the store has room for the longest chain.
-        guard fill <= queueSizeInt else { return false }
-        do throws(VirtqueueError) {
-            // A lone direct descriptor outside the window (a memory with an IOTLB, a second
-            // region): translated, not walked as a chain.
-            if let single = try popTranslatedSingle(flags: flags, into: segmentStore + fill, firstSegment: fill) {
-                chain.pointee = single
-            } else {
-                chain.pointee = try readChain(headFlags: flags, firstSegment: fill)
+            let at = fill &+ used
+            var long = false
+            do throws(VirtqueueError) {
+                if let single = try popTranslatedSingle(flags: flags, into: segmentStore + at, firstSegment: at) {
+                    chains[n] = single
+                } else {
+                    chains[n] = try readChain(headFlags: flags, firstSegment: at)
+                    long = true
+                }
+            } catch {
+                if first && n == 0 { markBroken(error) }
+                break
             }
-            return true
-        } catch {
-            if first { markBroken(error) }
-            return false
+            used &+= chains[n].segmentCount
+            n &+= 1
+            if long { break }
         }
+        return (n, used)
     }
 
     /// Pops consecutive available chains of one direct, non-empty descriptor whose buffer

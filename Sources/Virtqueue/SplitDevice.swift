@@ -147,13 +147,11 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             fill &+= run
             lastAvailableIndex &+= UInt16(truncatingIfNeeded: run)
             guard popped < count else { break }
-            // Anything else, one chain the general way: only while the store has room for
-            // the longest chain.
-            guard fill <= queueSizeInt else { break }
-            guard popGeneral(into: chains + popped, fill: fill, first: popped == 0) else { break }
-            fill &+= chains[popped].segmentCount
-            popped &+= 1
-            lastAvailableIndex &+= 1
+            // Anything else, the general way, then back to the fast run.
+            let (n, segments) = popGeneral(into: chains + popped, count: count &- popped, fill: fill, first: popped == 0)
+            guard n > 0 else { break }
+            popped &+= n
+            fill &+= segments
         }
         if popped > 0 {
             lastFirstSegment = Int(chains[popped &- 1].firstSegment)
@@ -164,27 +162,39 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return popped
     }
 
-    /// The chain at our position, the general way: a longer chain, an indirect one, a lone
-    /// descriptor outside the direct window, or one that breaks a rule. Out of line, so the
-    /// burst's fast path keeps a small frame. False when the burst ends before it: a broken
-    /// rule met as the burst's `first` chain marks the queue broken (the caller hears why);
-    /// met later, the next call meets it first.
+    /// Chains at our position the general way, up to `count`: lone descriptors outside the
+    /// direct window (a memory with an IOTLB, a second region), translated one by one, and
+    /// at most one longer or indirect chain, which ends the run (the fast path may follow).
+    /// Out of line, so the burst's fast path keeps a small frame; a run, so a memory without
+    /// a direct window pays one call a burst. Only while the segment store has room for the
+    /// longest chain. Stops before a chain that breaks a rule: met as the burst's `first`,
+    /// the queue is marked broken (the caller hears why); met later, the next call meets it
+    /// first. Returns the chains popped and the segments they filled.
     @inlinable @inline(never)
-    mutating func popGeneral(into chain: UnsafeMutablePointer<Chain>, fill: Int, first: Bool) -> Bool {
-        let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
-        do throws(VirtqueueError) {
-            // A lone direct descriptor outside the window (a memory with an IOTLB, a second
-            // region): translated, not walked as a chain.
-            if head < size, let single = try popTranslatedSingle(head: head, into: segmentStore + fill, firstSegment: fill) {
-                chain.pointee = single
-            } else {
-                chain.pointee = try readChain(head: head, firstSegment: fill)
+    mutating func popGeneral(into chains: UnsafeMutablePointer<Chain>, count: Int, fill: Int, first: Bool) -> (Int, Int) {
+        var n = 0
+        var used = 0
+        while n < count, fill &+ used <= queueSizeInt {
+            let head = available.loadLE16(SplitLayout.availableEntryOffset(Int(lastAvailableIndex & mask)))
+            let at = fill &+ used
+            var long = false
+            do throws(VirtqueueError) {
+                if head < size, let single = try popTranslatedSingle(head: head, into: segmentStore + at, firstSegment: at) {
+                    chains[n] = single
+                } else {
+                    chains[n] = try readChain(head: head, firstSegment: at)
+                    long = true
+                }
+            } catch {
+                if first && n == 0 { markBroken(error) }
+                break
             }
-            return true
-        } catch {
-            if first { markBroken(error) }
-            return false
+            used &+= chains[n].segmentCount
+            n &+= 1
+            lastAvailableIndex &+= 1
+            if long { break }
         }
+        return (n, used)
     }
 
     /// Pops consecutive chains of one direct, non-empty descriptor whose buffer lies in

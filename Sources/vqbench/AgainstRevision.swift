@@ -61,6 +61,7 @@ extension GateCommand {
             throw CLIError("--against-tolerance is a fraction between 0 and 1 (got \(againstTolerance))")
         }
         var options = RevisionGateOptions()
+        if skipSpecialisation { options.gate.specialisationScenarios = [] }
         options.ratioTolerance = againstTolerance
         options.rounds = againstRounds
         let code: Int32
