@@ -128,10 +128,10 @@ public struct PackedDriver: @unchecked Sendable {
             if position == size { position = 0; wrap.toggle(); bits = Self.availableBits(wrap) }
             i = 1
         }
-        while i < n {
+        // The rest in runs that end at the ring's end (the wrap is checked once a run), and
+        // with the id source chosen once: the loop body is two stores and the bookkeeping.
+        @inline(__always) func write(_ i: Int, _ id: UInt16, _ d: UnsafeMutableRawPointer, _ bits: UInt16) {
             let b = buffer(i)
-            let id = takeBurstId(&freeTop, &ordered, stack)
-            let d = ring + Int(position) &* 16
             d.storeLE64(b.address, 0)
             // len | id << 32 | flags << 48: the device reads this slot only after the batch's
             // first head flags (released in publish()), so one plain store is enough.
@@ -139,9 +139,23 @@ public struct PackedDriver: @unchecked Sendable {
             d.storeLE64(UInt64(b.length) | UInt64(id) &<< 32 | UInt64(flags) &<< 48, 8)
             meta[Int(id)] = (b.isWritable ? UInt64(b.length) &<< 32 : 0) | 1
             posted(i, id)
-            position &+= 1
+        }
+        while i < n {
+            let run = min(n &- i, Int(size &- position))
+            let d = ring + Int(position) &* 16
+            if inOrder {
+                for k in 0..<run {
+                    write(i &+ k, ordered, d + k &* 16, bits)
+                    ordered = ordered &+ 1 == size ? 0 : ordered &+ 1
+                }
+            } else {
+                let top = freeTop
+                for k in 0..<run { write(i &+ k, stack[top &- 1 &- k], d + k &* 16, bits) }
+            }
+            freeTop &-= run
+            i &+= run
+            position &+= UInt16(truncatingIfNeeded: run)
             if position == size { position = 0; wrap.toggle(); bits = Self.availableBits(wrap) }
-            i &+= 1
         }
         nextAvailable = position
         availableWrap = wrap
