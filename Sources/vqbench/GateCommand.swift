@@ -41,7 +41,7 @@ struct GateCommand: ParsableCommand {
         }
         var outcome = Gate.judge(observed: observed, baseline: base, options: options)
         // C rows that were neither clearly in nor clearly out get one re-run, of the scenarios
-        // their comparisons pair; the re-run's verdict stands.
+        // their comparisons pair and of C alone (A and B are exact); the re-run's verdict stands.
         let unsure = outcome.checks.filter { $0.check.hasPrefix("C ") && ($0.verdict == "inconclusive" || $0.verdict == "regression") }
         if !unsure.isEmpty && !skipRatios {
             if !json { print("re-running \(unsure.count) ratio check(s) once") }
@@ -50,7 +50,7 @@ struct GateCommand: ParsableCommand {
             again.ratioScenarios = options.ratioScenarios.filter { id in
                 pairs.contains { $0.a == id.description || $0.b == id.description }
             }
-            let rerun = try Gate.measure(again, ratios: true) { if !json { print($0) } }
+            let rerun = try Gate.measure(again, ratios: true, exact: false) { if !json { print($0) } }
             let second = Gate.judge(observed: rerun, baseline: base, options: options)
             for (i, check) in outcome.checks.enumerated() where unsure.contains(check) {
                 if let replacement = second.checks.first(where: { $0.check == check.check }) {

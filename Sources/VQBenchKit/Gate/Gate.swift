@@ -83,11 +83,45 @@ public enum Gate {
     }
 
     /// Measures everything the gate checks, as a results document (suite "gate").
-    public static func measure(_ options: GateOptions, ratios: Bool, log: (String) -> Void) throws -> ResultsDocument {
+    /// `exact`: measure A and B (false: C alone, as a re-run of ratio checks does — exact
+    /// counts come out the same every time, so measuring them again only costs minutes).
+    public static func measure(_ options: GateOptions, ratios: Bool, exact: Bool = true, log: (String) -> Void) throws -> ResultsDocument {
         let started = Date()
         var scenarios: [ScenarioResult] = []
         let probe = DoorbellProbe.current
+        if exact { try measureExact(options, probe: probe, into: &scenarios, log: log) }
 
+        // C: in-run ratios from the engine.
+        var calibration = ResultsDocument.Calibration(cachelineRoundTripNs: .init(p50: 0, p99: 0),
+                                                      bareRingEntriesPerSecond: .init(median: 0), wakeNs: [:])
+        var comparisons: [ResultsDocument.Comparison]? = nil
+        if ratios {
+            var run = RunOptions()
+            run.scenarios = options.ratioScenarios
+            run.plan.secondsPerScenario = options.ratioSecondsPerScenario
+            run.plan.rounds = options.ratioRounds
+            run.lifecycleRepetitions = 0
+            let doc = try Engine.run(run) { log("C " + $0) }
+            calibration = doc.calibration
+            scenarios += doc.scenarios
+            comparisons = doc.comparisons
+        }
+
+        let git = MachineInfo.gitState()
+        let probeInfo = ResultsDocument.IOUring(available: probe.ioUring.available, ops: probe.ioUring.ops, reason: probe.ioUring.reason)
+        return ResultsDocument(
+            tool: .init(name: "vqbench", version: RunOptions().toolVersion, gitCommit: git.commit, dirty: git.dirty,
+                        toolchain: MachineInfo.toolchain(), buildConfig: Gate.buildConfig),
+            startedAt: ISO8601DateFormatter().string(from: started),
+            durationSeconds: Date().timeIntervalSince(started), suite: "gate", filter: nil,
+            machine: MachineInfo.collect(ioUring: probeInfo), calibration: calibration, scenarios: scenarios,
+            comparisons: comparisons)
+    }
+
+    /// A (instructions per descriptor, allocations, reference counting) and B (specialised
+    /// datapaths, suppression counts, system calls per notification): exact counts.
+    static func measureExact(_ options: GateOptions, probe: DoorbellProbe, into scenarios: inout [ScenarioResult],
+                             log: (String) -> Void) throws {
         // A + the allocation / reference-counting part of B, from the same callgrind runs.
         let counter = try InstructionCounter()
         for layout in RingLayoutKind.allCases {
@@ -159,32 +193,6 @@ public enum Gate {
         }
         log("B syscalls/1000 notifications: " + scenarios.filter { $0.params.layout == "none" && $0.status == .ok }
             .map { "\($0.params.doorbell) \(fixed($0.counters!.syscallsPer1k, 0))" }.joined(separator: ", "))
-
-        // C: in-run ratios from the engine.
-        var calibration = ResultsDocument.Calibration(cachelineRoundTripNs: .init(p50: 0, p99: 0),
-                                                      bareRingEntriesPerSecond: .init(median: 0), wakeNs: [:])
-        var comparisons: [ResultsDocument.Comparison]? = nil
-        if ratios {
-            var run = RunOptions()
-            run.scenarios = options.ratioScenarios
-            run.plan.secondsPerScenario = options.ratioSecondsPerScenario
-            run.plan.rounds = options.ratioRounds
-            run.lifecycleRepetitions = 0
-            let doc = try Engine.run(run) { log("C " + $0) }
-            calibration = doc.calibration
-            scenarios += doc.scenarios
-            comparisons = doc.comparisons
-        }
-
-        let git = MachineInfo.gitState()
-        let probeInfo = ResultsDocument.IOUring(available: probe.ioUring.available, ops: probe.ioUring.ops, reason: probe.ioUring.reason)
-        return ResultsDocument(
-            tool: .init(name: "vqbench", version: RunOptions().toolVersion, gitCommit: git.commit, dirty: git.dirty,
-                        toolchain: MachineInfo.toolchain(), buildConfig: Gate.buildConfig),
-            startedAt: ISO8601DateFormatter().string(from: started),
-            durationSeconds: Date().timeIntervalSince(started), suite: "gate", filter: nil,
-            machine: MachineInfo.collect(ioUring: probeInfo), calibration: calibration, scenarios: scenarios,
-            comparisons: comparisons)
     }
 
     public static var buildConfig: String {
