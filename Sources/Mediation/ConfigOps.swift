@@ -159,6 +159,8 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     var counters: NetDeviceCounters { get }
     /// Model parameters of this parent (what cannot be real here), for reports.
     static var modelParameters: [ModelParameter] { get }
+    /// What a shadow virtqueue's relay thread did (nil: the driver's rings go to the device itself).
+    var shadowRelay: ShadowRelayCounters? { get }
 
     /// DRIVER_OK was accepted: start the device's datapath on its own thread.
     func startDevice() throws(MediationError)
@@ -200,6 +202,7 @@ extension VDPAConfigOps {
     public static var vqAlignment: Int { 64 }
     public func deliver(_ access: ControlAccess) throws(MediationError) {}
     public var modelledControlNanoseconds: Double { 0 }
+    public var shadowRelay: ShadowRelayCounters? { nil }
     public func kicksPassThrough(queue: UInt16) -> Bool { Self.supportedOps.contains(.getVQNotification) }
     public func getVQIRQ(_ queue: UInt16) throws(MediationError) -> Int { throw .unsupportedOp(.getVQIRQ, parent: Self.parentName) }
     public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { throw .unsupportedOp(.getVQState, parent: Self.parentName) }

@@ -4,6 +4,7 @@
 
 import Doorbell
 import Virtqueue
+import VirtioMemory
 
 /// The transport of a device's kick doorbell (and of the callbacks it rings).
 public enum DeviceDoorbell: Sendable, Equatable, CustomStringConvertible {
@@ -110,6 +111,7 @@ func mediationError(_ error: any Error) -> MediationError {
     case let e as MediationError: return e
     case let e as VirtqueueError: return .ring(e)
     case let e as DoorbellError: return .doorbell(e)
+    case let e as MemoryError: return .mapping(e)
     default: return .deviceThread(reason: "\(error)")
     }
 }

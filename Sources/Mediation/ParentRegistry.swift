@@ -48,9 +48,29 @@ public enum ParentRegistry {
 
     public static var names: [String] { all.map(\.name) }
 
-    /// The parent named `name`; an unknown name is an error listing the known ones.
+    /// Each parent behind a shadow virtqueue ("vp_vdpa+svq"), in the same order.
+    public static let shadowed: [ParentDescriptor] = [
+        ParentDescriptor(ShadowVirtqueue<VPVDPA>.self),
+        ParentDescriptor(ShadowVirtqueue<VDPASim>.self),
+        ParentDescriptor(ShadowVirtqueue<IFCVF>.self),
+        ParentDescriptor(ShadowVirtqueue<ENIVDPA>.self),
+        ParentDescriptor(ShadowVirtqueue<MLX5VNet>.self),
+        ParentDescriptor(ShadowVirtqueue<OcteonEP>.self),
+        ParentDescriptor(ShadowVirtqueue<PDSVDPA>.self),
+        ParentDescriptor(ShadowVirtqueue<SNET>.self),
+    ]
+
+    /// The name of `parent` behind a shadow virtqueue.
+    public static func shadowedName(_ parent: String) -> String { parent + "+svq" }
+
+    /// Every mediator a scenario can name: the parents, then each behind a shadow virtqueue.
+    public static var mediatorNames: [String] { names + shadowed.map(\.name) }
+
+    /// The parent (or shadowed parent) named `name`; an unknown name is an error listing the known ones.
     public static func named(_ name: String) throws(MediationError) -> ParentDescriptor {
-        guard let p = all.first(where: { $0.name == name }) else { throw .unknownParent(name, known: names) }
+        guard let p = all.first(where: { $0.name == name }) ?? shadowed.first(where: { $0.name == name }) else {
+            throw .unknownParent(name, known: mediatorNames)
+        }
         return p
     }
 }

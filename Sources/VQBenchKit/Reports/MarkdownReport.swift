@@ -184,7 +184,8 @@ public enum MarkdownReport {
     /// parent and binding; its modelled part (firmware and register times) stands apart.
     static func parents(_ all: [ScenarioResult], controlPath: [ResultsDocument.ControlPathOperation], notes: ModelledNotes,
                         into out: inout [String]) {
-        let order = ParentRegistry.names
+        // Each parent, then the same parent behind a shadow virtqueue.
+        let order = ParentRegistry.names.flatMap { [$0, ParentRegistry.shadowedName($0)] }
         let mediated = all.filter { $0.params.mediator != "none" }.sorted { a, b in
             let (pa, pb) = (order.firstIndex(of: a.params.mediator) ?? order.count, order.firstIndex(of: b.params.mediator) ?? order.count)
             if pa != pb { return pa < pb }

@@ -11,7 +11,7 @@ import VirtioMemory
 
 public enum MediatedRun {
     /// Mediators the runner can measure (the parent registry's), and the doorbells their devices can use.
-    public static var mediators: [String] { ParentRegistry.names }
+    public static var mediators: [String] { ParentRegistry.mediatorNames }
     static let doorbells = DeviceDoorbell.ids
 
     public static func unavailability(mediator: String, doorbell: String) -> String? {
@@ -109,6 +109,7 @@ public enum MediatedRun {
         }
         var out = outcome(traffic, mode)
         addDeviceSide(device.counters, to: &out)
+        if let relay = device.shadowRelay { addRelay(relay, to: &out) }
         return Outcome(datapath: out, controlPath: control)
     }
 
@@ -119,6 +120,14 @@ public enum MediatedRun {
         out.call.notificationsSent = c.interrupts.load(ordering: .relaxed)
         out.call.syscalls &+= c.deviceSyscalls.load(ordering: .relaxed)
         out.deviceCPUNanoseconds = c.deviceCPUNanoseconds.load(ordering: .relaxed)
+    }
+
+    /// A shadow virtqueue: the driver's interrupts are the relay's, and the relay's system
+    /// calls and CPU are the mediator's cost, added to the device's.
+    static func addRelay(_ r: ShadowRelayCounters, to out: inout DatapathOutcome) {
+        out.call.notificationsSent = r.driverInterrupts
+        out.call.syscalls &+= r.syscalls
+        out.deviceCPUNanoseconds &+= r.cpuNanoseconds
     }
 
     static func outcome(_ traffic: TrafficOutcome, _ mode: DatapathMode) -> DatapathOutcome {

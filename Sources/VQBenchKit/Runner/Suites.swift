@@ -22,6 +22,16 @@ public enum Suite: String, CaseIterable, Sendable {
         ParentRegistry.all.filter { $0.layouts.contains(layout) }.map(\.name)
     }
 
+    /// The parents measured behind a shadow virtqueue too: the software reference and the
+    /// passthrough device, the two ends of what the relay adds to.
+    static let shadowedParents = ["vp_vdpa", "vdpa_sim"]
+
+    /// The shadowed parents (as mediator names) whose devices run `layout`.
+    static func shadowedMediators(for layout: RingLayoutKind) -> [String] {
+        ParentRegistry.shadowed.filter { d in d.layouts.contains(layout)
+            && shadowedParents.contains { ParentRegistry.shadowedName($0) == d.name } }.map(\.name)
+    }
+
     /// The scenarios of this suite on a machine whose best ring memory is `memory`.
     public func scenarios(memory: String) -> [ScenarioID] {
         var ids: [ScenarioID] = []
@@ -38,7 +48,8 @@ public enum Suite: String, CaseIterable, Sendable {
                 // Each parent under each binding on a polled device doorbell (a passthrough
                 // notify store for vp_vdpa; the worker's flag for vdpa_sim), each with its
                 // ratio to the same device model on bare rings, measured round by round.
-                for mediator in Self.mediators(for: layout) {
+                // The shadow virtqueue over two of them, the same way.
+                for mediator in Self.mediators(for: layout) + Self.shadowedMediators(for: layout) {
                     for binding in ScenarioID.bindings {
                         ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory,
                                               binding: binding))
@@ -51,6 +62,15 @@ public enum Suite: String, CaseIterable, Sendable {
                 for mediator in Self.mediators(for: layout) {
                     for binding in ScenarioID.bindings {
                         for doorbell in ["busy-poll", "eventfd", "hybrid-eventfd"] {
+                            ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,
+                                                  binding: binding))
+                        }
+                    }
+                }
+                // The shadowed parents: the relay polls (busy-poll) or sleeps on one eventfd.
+                for mediator in Self.shadowedMediators(for: layout) {
+                    for binding in ScenarioID.bindings {
+                        for doorbell in ["busy-poll", "eventfd"] {
                             ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,
                                                   binding: binding))
                         }

@@ -79,8 +79,8 @@ public struct ScenarioID: Hashable, Sendable, Codable, CustomStringConvertible, 
         guard RingLayoutKind(rawValue: layoutName) != nil else {
             throw .malformedID(text, reason: "layout '\(layoutName)' is not one of \(RingLayoutKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard parts[2] == "none" || ParentRegistry.names.contains(parts[2]) else {
-            throw .malformedID(text, reason: "mediator '\(parts[2])' is not none or a parent: \(ParentRegistry.names.joined(separator: ", "))")
+        guard parts[2] == "none" || ParentRegistry.mediatorNames.contains(parts[2]) else {
+            throw .malformedID(text, reason: "mediator '\(parts[2])' is not none or a parent: \(ParentRegistry.mediatorNames.joined(separator: ", "))")
         }
         for option in parts[0].split(separator: "+", omittingEmptySubsequences: false).dropFirst()
         where !Self.layoutOptions.contains(String(option)) {

@@ -1,0 +1,174 @@
+// The shadow virtqueue over every parent: checksummed packets each way through the relay,
+// on both layouts and both bindings, the relay's figures, suspend and resume mid-traffic
+// with nothing lost, and the faults it must turn into typed errors.
+
+import Atomics
+import Glibc
+import Doorbell
+import Testing
+import Virtqueue
+import VirtioMemory
+@testable import Mediation
+
+/// Every parent behind a shadow virtqueue, with the layouts it runs.
+let shadowedLayouts: [(String, RingLayoutKind)] = ParentRegistry.shadowed.flatMap { p in p.layouts.map { (p.name, $0) } }
+
+func makeShadowed(_ name: String, kick: DeviceDoorbell) throws -> any VDPAConfigOps {
+    try ParentRegistry.named(name).make(ParentConfiguration(name: "svq0", kick: kick, deviceCPU: 1))
+}
+
+extension MediationSuites {
+@Suite struct ShadowVirtqueueTests {
+    /// Every parent, both layouts, the relay polling (busy-poll): 10⁵ packets each way (the
+    /// million-packet runs are the sleeping relay's and vhost's below), every payload byte
+    /// checked on both sides, every buffer translated through the tree.
+    @Test(arguments: shadowedLayouts.map { "\($0.0) \($0.1.rawValue)" })
+    func everyParentBehindTheShadowVirtqueuePassesPacketsEachWay(_ point: String) throws {
+        let packets = 100_000
+        let parts = point.split(separator: " ").map(String.init)
+        let layout = try #require(RingLayoutKind(rawValue: parts[1]))
+        let device = try makeShadowed(parts[0], kick: .busyPoll)
+        let relay = try #require(device.shadowRelay)
+        let binding = try VirtioBinding<BusyPollDoorbell>(device: device, bus: VDPABus(), layout: layout, queues: [0, 1], queueSize: 256,
+                                                          callBell: .allocated)
+        try exerciseBothDirections(binding, counters: device.counters, packets: packets, layout: layout)
+        binding.unbind()
+        #expect(device.getStatus() == [])
+        #expect(relay.chainsRelayed == UInt64(2 * packets))
+        #expect(relay.usedRelayed == UInt64(2 * packets))
+        #expect(relay.translations >= UInt64(2 * packets))
+        #expect(relay.cpuNanoseconds > 0)
+    }
+
+    /// The relay sleeping on one eventfd (driver kicks and device interrupts), on the virtio binding.
+    @Test(arguments: ["vp_vdpa+svq", "vdpa_sim+svq"].flatMap { n in RingLayoutKind.allCases.map { "\(n) \($0.rawValue)" } })
+    func aSleepingRelayPassesAMillionPacketsEachWayOnVirtio(_ point: String) throws {
+        let parts = point.split(separator: " ").map(String.init)
+        let layout = try #require(RingLayoutKind(rawValue: parts[1]))
+        let device = try makeShadowed(parts[0], kick: .eventfd)
+        let relay = try #require(device.shadowRelay)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: VDPABus(), layout: layout, queues: [0, 1], queueSize: 256,
+                                                         callBell: ())
+        try exerciseBothDirections(binding, counters: device.counters, packets: packetCount, layout: layout)
+        binding.unbind()
+        #expect(relay.usedRelayed == UInt64(2 * packetCount))
+        // It slept, so the device's interrupts and the driver's kicks woke it: both counted.
+        #expect(relay.deviceKicks > 0 && relay.driverInterrupts > 0 && relay.syscalls > 0)
+    }
+
+    /// The vhost binding (memory table, kick and call fds) in front of the shadow virtqueue.
+    @Test(arguments: ["vp_vdpa+svq", "vdpa_sim+svq"].flatMap { n in RingLayoutKind.allCases.map { "\(n) \($0.rawValue)" } })
+    func theShadowVirtqueuePassesAMillionPacketsEachWayOnVhost(_ point: String) throws {
+        let parts = point.split(separator: " ").map(String.init)
+        let layout = try #require(RingLayoutKind(rawValue: parts[1]))
+        let device = try makeShadowed(parts[0], kick: .eventfd)
+        let binding = try VhostBinding(device: device, bus: VDPABus())
+        let report = try runVhostConsumer(binding, layout: layout, packets: packetCount)
+        expectMillionEachWay(report, device.counters, packets: packetCount)
+        binding.unbind()
+        #expect(try #require(device.shadowRelay).usedRelayed == UInt64(2 * packetCount))
+    }
+
+    /// Suspend lands with chains in flight: the relay hands every one back before it stops,
+    /// so the driver's queue position is whole; resume continues on new shadow rings and
+    /// nothing is lost or seen twice (the device's checksum is the driver's).
+    @Test(arguments: RingLayoutKind.allCases)
+    func suspendAndResumeMidTrafficLoseNothing(_ layout: RingLayoutKind) throws {
+        let device = try makeShadowed("vp_vdpa+svq", kick: .eventfd)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: VDPABus(), layout: layout, queues: [0, 1], queueSize: 256,
+                                                         callBell: ())
+        defer { binding.unbind() }
+        func run<D: VirtqueueDriverHalf>(_ tx: inout VirtioQueue<D, EventfdDoorbell>) throws {
+            let first = tx.transmit(packets: 20_000, payloadBytes: 64, batch: 32)
+            #expect(first.errors == [])
+            var inFlight: UInt64 = 0
+            for i in 0..<32 {
+                tx.bufferHosts[i].storeBytes(of: UInt64(1 << 40 + i), as: UInt64.self)
+                inFlight &+= payloadChecksum(tx.bufferHosts[i], 64)
+                _ = try tx.driver.post(Buffer(address: tx.bufferAddresses[i], length: 64))
+            }
+            tx.driver.publish()
+            #expect(tx.kickIfNeeded() == nil)
+            try device.suspend()
+            // A stopping relay pops nothing more, but every chain it had popped is used
+            // before it stops: the driver's queue position is whole (used = available).
+            var back = 0
+            while try tx.driver.reclaim() != nil { back += 1 }
+            let state = try device.getVQState(1)
+            switch state {
+            case let .split(st):
+                #expect(st.usedIndex == st.lastAvailableIndex, "\(st)")
+                #expect(st.usedIndex == UInt16(truncatingIfNeeded: 20_000 + back), "\(st), \(back) back")
+            case let .packed(st):
+                #expect(st.usedIndex == st.lastAvailableIndex && st.usedWrapCounter == st.availableWrapCounter, "\(st)")
+                #expect(Int(st.usedIndex) == (20_000 + back) % 256, "\(st), \(back) back")
+            }
+            #expect(tx.driver.buffersInFlight == 32 - back)
+            try device.resume()
+            // The relay continues from the saved position: what was left available is used now.
+            for _ in 0..<10_000 where tx.driver.buffersInFlight > 0 {
+                if try tx.driver.reclaim() == nil { usleep(100) }
+            }
+            #expect(tx.driver.buffersInFlight == 0)
+            let second = tx.transmit(packets: 20_000, payloadBytes: 64, batch: 32)
+            #expect(second.errors == [])
+            #expect(device.counters.transmitted.load(ordering: .relaxed) == 40_032)
+            #expect(device.counters.transmitChecksum.load(ordering: .relaxed) == first.checksum &+ inFlight &+ second.checksum)
+        }
+        switch layout {
+        case .split:
+            var tx = try #require(binding.takeSplitQueue(1))
+            try run(&tx)
+        case .packed:
+            var tx = try #require(binding.takePackedQueue(1))
+            try run(&tx)
+        }
+    }
+
+    /// A driver buffer outside every region the driver mapped (so outside the IOVA tree,
+    /// which covers exactly those): the relay's device half refuses the chain, the relay
+    /// stops, the device sets NEEDS_RESET and says why; nothing reaches the parent.
+    @Test func aBufferOutsideTheDriversMemoryStopsTheRelayWithATypedError() throws {
+        let device = try makeShadowed("vdpa_sim+svq", kick: .eventfd)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: VDPABus(), layout: .split, queues: [0, 1], queueSize: 256,
+                                                         callBell: ())
+        defer { binding.unbind() }
+        var tx = try #require(binding.takeSplitQueue(1))
+        _ = try tx.driver.post(Buffer(address: 0xDEAD_0000, length: 64))
+        tx.driver.publish()
+        #expect(tx.kickIfNeeded() == nil)
+        var error: MediationError?
+        for _ in 0..<2000 where error == nil {
+            error = device.needsResetError()
+            if error == nil { usleep(1000) }
+        }
+        guard case let .deviceSetNeedsReset(_, reason)? = error else {
+            Issue.record("no NEEDS_RESET after a buffer outside the driver's memory")
+            return
+        }
+        #expect(reason.contains("0xdead0000") && reason.contains("outside"), "\(reason)")
+        #expect(device.counters.transmitted.load(ordering: .relaxed) == 0)
+    }
+
+    /// The relay waits on busy-poll or eventfd only: any other doorbell is refused when the
+    /// device is made, naming the ones it takes.
+    @Test func aDoorbellTheRelayCannotWaitOnIsATypedError() throws {
+        #expect(throws: MediationError.unsupportedDeviceDoorbell(transport: "futex", supported: ["busy-poll", "eventfd"])) {
+            _ = try makeShadowed("vp_vdpa+svq", kick: .futex)
+        }
+    }
+
+    /// The shadowed parents are found by name, keep their parent's layouts and model
+    /// parameters, and offer no feature the relay cannot carry.
+    @Test func theRegistryHasEveryParentShadowed() throws {
+        #expect(ParentRegistry.shadowed.map(\.name) == ParentRegistry.names.map { $0 + "+svq" })
+        for (p, s) in zip(ParentRegistry.all, ParentRegistry.shadowed) {
+            #expect(s.layouts == p.layouts)
+            #expect(s.modelParameters.map(\.name) == p.modelParameters.map(\.name))
+            #expect(s.offeredFeatures.isSubset(of: p.offeredFeatures))
+            #expect(!s.offeredFeatures.contains(.inOrder) && !s.offeredFeatures.contains(.notificationData))
+            #expect(try ParentRegistry.named(s.name).name == s.name)
+        }
+    }
+}
+}
