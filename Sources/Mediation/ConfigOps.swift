@@ -279,6 +279,33 @@ extension VDPAConfigOps {
     }
 }
 
+// Suspend and queue state for a parent whose positions live in the core while it is stopped
+// (vdpa_sim, the shadow virtqueue): suspend stops the device thread, resume starts it again
+// from where each queue left off, and the state is the core's.
+extension VDPAConfigOps {
+    public func suspendByStopping() throws(MediationError) {
+        guard core.withState({ $0.running }) else { return }
+        stopDevice()
+        core.withState { $0.suspended = true }
+    }
+
+    public func resumeByRestarting() throws(MediationError) {
+        guard core.withState({ $0.suspended && $0.machine.isLive }) else { return }
+        core.withState { $0.suspended = false }
+        try startDevice()
+    }
+
+    /// get_vq_state of a stopped queue: where it left off (its initial state if it never ran).
+    public func stoppedQueueState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState {
+        try core.withState { (s) throws(MediationError) -> VDPAQueueState in
+            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
+            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
+            if let st = s.queues[Int(queue)].state { return st }
+            return s.machine.driverFeatures.contains(.ringPacked) ? .packed(PackedQueueState()) : .split(SplitQueueState())
+        }
+    }
+}
+
 // Faults every parent can show (virtio 1.2 §2.1.2): the device stops its queues and sets
 // DEVICE_NEEDS_RESET; the config-change callback tells the driver, which must reset.
 extension VDPAConfigOps {

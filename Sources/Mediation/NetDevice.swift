@@ -55,12 +55,7 @@ public final class NetDeviceCounters: @unchecked Sendable {
     }
     @usableFromInline let words: UnsafeMutablePointer<UInt64.AtomicRepresentation>
 
-    public init() {
-        let count = Word.allCases.count
-        words = UnsafeMutableRawPointer.allocate(byteCount: (count * 8 + 63) & ~63, alignment: 64)
-            .bindMemory(to: UInt64.AtomicRepresentation.self, capacity: count)
-        words.initialize(repeating: .init(0), count: count)
-    }
+    public init() { words = allocateCounterWords(Word.allCases.count) }
     deinit { words.deallocate() }
 
     @inlinable func word(_ w: Word) -> UnsafeAtomic<UInt64> { UnsafeAtomic(at: words + w.rawValue) }
@@ -83,6 +78,15 @@ public final class NetDeviceCounters: @unchecked Sendable {
         let a = UnsafeAtomic<UInt64>(at: words + w.rawValue)
         a.store(a.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
+}
+
+/// `count` zeroed 64-bit counter words on cache lines of their own (a thread's counters,
+/// written by that thread alone).
+func allocateCounterWords(_ count: Int) -> UnsafeMutablePointer<UInt64.AtomicRepresentation> {
+    let words = UnsafeMutableRawPointer.allocate(byteCount: (count * 8 + 63) & ~63, alignment: 64)
+        .bindMemory(to: UInt64.AtomicRepresentation.self, capacity: count)
+    words.initialize(repeating: .init(0), count: count)
+    return words
 }
 
 /// A device half that can report its position as a vDPA queue state.
@@ -217,6 +221,16 @@ struct ReadyQueue {
     }
 }
 
+/// The ringing end of each ready queue's callback (nil: none installed), which must be of
+/// the kick's transport: a device thread's, or a relay's, interrupts.
+func callNotifiers<B: EndpointDoorbell>(_ bell: B.Type, _ ready: [ReadyQueue], kick: DoorbellEndpoint) throws(DoorbellError) -> [B.Notifier?] {
+    try ready.map { q throws(DoorbellError) in
+        guard let e = q.callback else { return nil }
+        guard e.transport == kick.transport else { throw DoorbellError.endpointTransportMismatch(expected: kick.transport, endpoint: e.transport) }
+        return try B.notifier(on: e)
+    }
+}
+
 /// Starts a device thread running the virtio-net device loop over `ready`, each device half
 /// reaching memory through `memory`, sleeping on `kick`. The one place a device doorbell's
 /// transport becomes a type: every parent's datapath, and the bare reference's, start here,
@@ -251,11 +265,7 @@ struct NetDeviceLaunch<Memory: DeviceMemory>: DeviceDoorbellVisitor {
     /// through the parent's interrupt handler.
     func visit<B: EndpointDoorbell>(_ bell: B.Type) throws {
         let waiter = try B.waiter(on: kick)
-        let calls: [B.Notifier?] = try ready.map { q throws(DoorbellError) in
-            guard let e = q.callback else { return nil }
-            guard e.transport == kick.transport else { throw DoorbellError.endpointTransportMismatch(expected: kick.transport, endpoint: e.transport) }
-            return try B.notifier(on: e)
-        }
+        let calls: [B.Notifier?] = try callNotifiers(B.self, ready, kick: kick)
         if let routing = behaviour.routing {
             let handler = InterruptHandler(routing: routing, callbacks: calls)
             let tally = behaviour.handled

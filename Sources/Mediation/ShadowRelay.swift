@@ -43,12 +43,7 @@ public final class ShadowRelayCounters: @unchecked Sendable {
     }
     let words: UnsafeMutablePointer<UInt64.AtomicRepresentation>
 
-    public init() {
-        let count = Word.allCases.count
-        words = UnsafeMutableRawPointer.allocate(byteCount: (count * 8 + 63) & ~63, alignment: 64)
-            .bindMemory(to: UInt64.AtomicRepresentation.self, capacity: count)
-        words.initialize(repeating: .init(0), count: count)
-    }
+    public init() { words = allocateCounterWords(Word.allCases.count) }
     deinit { words.deallocate() }
 
     func load(_ w: Word) -> UInt64 { UnsafeAtomic<UInt64>(at: words + w.rawValue).load(ordering: .relaxed) }

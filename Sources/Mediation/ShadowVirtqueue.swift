@@ -188,14 +188,7 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
 
     /// Where the driver's queue is: the relay's device half knows exactly (QEMU reads it
     /// from the shadow virtqueue, not the device): available once the relay has stopped.
-    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState {
-        try core.withState { (s) throws(MediationError) -> VDPAQueueState in
-            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
-            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
-            if let st = s.queues[Int(queue)].state { return st }
-            return s.machine.driverFeatures.contains(.ringPacked) ? .packed(PackedQueueState()) : .split(SplitQueueState())
-        }
-    }
+    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { try stoppedQueueState(queue) }
 
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
         try core.setQueueStateWhileStopped(queue, state)
@@ -203,19 +196,11 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
 
     /// Suspend: the relay drains and stops, the parent is reset (it need not suspend at all:
     /// the positions that matter are the relay's).
-    public func suspend() throws(MediationError) {
-        guard core.withState({ $0.running }) else { return }
-        stopDevice()
-        core.withState { $0.suspended = true }
-    }
+    public func suspend() throws(MediationError) { try suspendByStopping() }
 
     /// Resume: the parent is brought up afresh on new shadow rings, the relay continues the
     /// driver's queues from where they stopped.
-    public func resume() throws(MediationError) {
-        guard core.withState({ $0.suspended && $0.machine.isLive }) else { return }
-        core.withState { $0.suspended = false }
-        try startDevice()
-    }
+    public func resume() throws(MediationError) { try resumeByRestarting() }
 
     public var modelledControlNanoseconds: Double { inner.modelledControlNanoseconds }
 }
@@ -332,11 +317,7 @@ struct RelayLaunch<Inner: VDPAConfigOps>: DeviceDoorbellVisitor {
 
     func visit<B: EndpointDoorbell>(_ bell: B.Type) throws {
         let waiter = try B.waiter(on: kick)
-        let calls: [B.Notifier?] = try ready.map { q throws(DoorbellError) in
-            guard let e = q.callback else { return nil }
-            guard e.transport == kick.transport else { throw DoorbellError.endpointTransportMismatch(expected: kick.transport, endpoint: e.transport) }
-            return try B.notifier(on: e)
-        }
+        let calls: [B.Notifier?] = try callNotifiers(B.self, ready, kick: kick)
         let links = ready.map { ShadowLink(index: $0.index, shadowSize: $0.size) }
         if features.contains(.ringPacked) {
             var guests: [PackedDevice<GuestMemory>] = []

@@ -99,6 +99,25 @@ struct MarkdownReportTests {
         #expect(md.contains("| failed: device set NEEDS_RESET \\| queue 0 broken |"))
     }
 
+    @Test func aShadowVirtqueueGetsItsTimeBrokenDownByThreadAndRelayWork() throws {
+        var doc = ResultsDocument.reportSample()
+        let ok = try #require(doc.scenarios.firstIndex { $0.status == .ok && $0.params.mediator != "none" })
+        var s = doc.scenarios[ok]
+        s.params.mediator = "vp_vdpa+svq"
+        s.cpuNsPerDescByThread = .init(driver: 12.5, device: 20.26, relay: 300)
+        s.shadowRelay = .init(translationsPerDesc: 1, deviceKicksPer1k: 31.26, driverInterruptsPer1k: 7.5, idlePassesPer1k: 40,
+                              syscallsPer1k: 71.26)
+        doc.scenarios.append(s)
+        let md = MarkdownReport.render(doc)
+        #expect(md.contains("## Shadow virtqueue: where the time goes"))
+        #expect(md.contains("| vp_vdpa+svq | split | virtio | poll | "))
+        #expect(md.contains(" | 12.5 | 20.3 | 300.0 | 1.00 | 31.3 | 7.5 | 40.0 | 71.3 |"), "\(md)")
+        // Without a relay there is no such section.
+        #expect(!MarkdownReport.render(.reportSample()).contains("Shadow virtqueue"))
+        // And the document with the new names still conforms to the published schema.
+        #expect(try ResultsValidator.validate(doc).isEmpty)
+    }
+
     @Test func everyTableRowHasAsManyCellsAsTheHeader() {
         let md = MarkdownReport.render(.reportSample())
         let rows = md.split(separator: "\n").filter { $0.hasPrefix("| ") && $0.contains(" | 64 B | ") }

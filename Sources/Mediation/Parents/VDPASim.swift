@@ -65,26 +65,9 @@ public final class VDPASim: VDPAConfigOps, @unchecked Sendable {
     /// running; the lock is the work queue's.
     public func kickVQ(_ queue: UInt16) throws(MediationError) { try core.ringKick(queue: queue, onlyWhenLive: true) }
 
-    public func suspend() throws(MediationError) {
-        guard core.withState({ $0.running }) else { return }
-        stopDevice()
-        core.withState { $0.suspended = true }
-    }
-
-    public func resume() throws(MediationError) {
-        guard core.withState({ $0.suspended && $0.machine.isLive }) else { return }
-        core.withState { $0.suspended = false }
-        try startDevice()
-    }
-
-    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState {
-        try core.withState { (s) throws(MediationError) -> VDPAQueueState in
-            guard Int(queue) < s.queues.count else { throw .queueOutOfRange(queue: queue, queues: s.queues.count) }
-            guard !s.running else { throw .queueStateWhileRunning(queue: queue) }
-            if let st = s.queues[Int(queue)].state { return st }
-            return s.machine.driverFeatures.contains(.ringPacked) ? .packed(PackedQueueState()) : .split(SplitQueueState())
-        }
-    }
+    public func suspend() throws(MediationError) { try suspendByStopping() }
+    public func resume() throws(MediationError) { try resumeByRestarting() }
+    public func getVQState(_ queue: UInt16) throws(MediationError) -> VDPAQueueState { try stoppedQueueState(queue) }
 
     public func setVQState(_ queue: UInt16, _ state: VDPAQueueState) throws(MediationError) {
         try core.setQueueStateWhileStopped(queue, state)

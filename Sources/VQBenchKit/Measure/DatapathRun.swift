@@ -30,6 +30,29 @@ public struct DatapathOutcome: Sendable {
     /// Round trips in nanoseconds (latency mode), one per batch.
     public var roundTrips: Histogram<UInt64>?
     public var errors: [String] = []
+    /// What a shadow virtqueue's relay thread did (nil: no relay).
+    public var relay: RelayTally?
+
+    /// A shadow virtqueue relay's work over one run.
+    public struct RelayTally: Sendable, Equatable {
+        public var cpuNanoseconds: UInt64 = 0
+        public var translations: UInt64 = 0
+        public var deviceKicks: UInt64 = 0
+        public var driverInterrupts: UInt64 = 0
+        public var idlePasses: UInt64 = 0
+        public var syscalls: UInt64 = 0
+        public init() {}
+        static func + (a: RelayTally, b: RelayTally) -> RelayTally {
+            var r = a
+            r.cpuNanoseconds += b.cpuNanoseconds
+            r.translations += b.translations
+            r.deviceKicks += b.deviceKicks
+            r.driverInterrupts += b.driverInterrupts
+            r.idlePasses += b.idlePasses
+            r.syscalls += b.syscalls
+            return r
+        }
+    }
 
     public var descriptorsPerSecond: Double { Double(descriptors) * 1e9 / Double(max(nanoseconds, 1)) }
     public var syscalls: UInt64 { kick.syscalls + call.syscalls }
@@ -42,6 +65,7 @@ public struct DatapathOutcome: Sendable {
         deviceCPUNanoseconds += other.deviceCPUNanoseconds
         kick = kick + other.kick
         call = call + other.call
+        if let r = other.relay { relay = (relay ?? RelayTally()) + r }
         errors += other.errors
     }
 }

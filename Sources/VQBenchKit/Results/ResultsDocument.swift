@@ -233,6 +233,45 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
     /// Gate B: generic loop bodies and hot-protocol witnesses that ran (empty: the whole
     /// datapath ran specialised), from callgrind.
     public var genericDatapathFunctions: [String]?
+    /// `cpu_ns_per_desc` by thread: the driver's, the device's, and a shadow virtqueue relay's.
+    public var cpuNsPerDescByThread: CPUByThread?
+    /// What a shadow virtqueue's relay did per descriptor (nil: no relay).
+    public var shadowRelay: ShadowRelay?
+
+    public struct CPUByThread: Codable, Sendable, Equatable {
+        public var driver: Double
+        public var device: Double
+        public var relay: Double?
+        public init(driver: Double, device: Double, relay: Double?) {
+            self.driver = driver
+            self.device = device
+            self.relay = relay
+        }
+    }
+
+    public struct ShadowRelay: Codable, Sendable, Equatable {
+        /// Buffer addresses translated through the IOVA tree, per descriptor.
+        public var translationsPerDesc: Double
+        /// Kicks the relay sent the device and interrupts it sent the driver, per 1000 descriptors.
+        public var deviceKicksPer1k: Double
+        public var driverInterruptsPer1k: Double
+        /// Passes that found nothing to do (a yield or a sleep each), and the relay's system calls, per 1000.
+        public var idlePassesPer1k: Double
+        public var syscallsPer1k: Double
+        enum CodingKeys: String, CodingKey {
+            case translationsPerDesc = "translations_per_desc", deviceKicksPer1k = "device_kicks_per_1k"
+            case driverInterruptsPer1k = "driver_interrupts_per_1k", idlePassesPer1k = "idle_passes_per_1k"
+            case syscallsPer1k = "syscalls_per_1k"
+        }
+        public init(translationsPerDesc: Double, deviceKicksPer1k: Double, driverInterruptsPer1k: Double,
+                    idlePassesPer1k: Double, syscallsPer1k: Double) {
+            self.translationsPerDesc = translationsPerDesc
+            self.deviceKicksPer1k = deviceKicksPer1k
+            self.driverInterruptsPer1k = driverInterruptsPer1k
+            self.idlePassesPer1k = idlePassesPer1k
+            self.syscallsPer1k = syscallsPer1k
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, params, status, reason, modelled, repetitions, durationNs = "duration_ns", placement
@@ -241,6 +280,7 @@ public struct ScenarioResult: Codable, Sendable, Equatable {
         case ratioToBare = "ratio_to_bare", ratioToBareCI95 = "ratio_to_bare_ci95"
         case controlPathNs = "control_path_ns", instructionsPerDesc = "instructions_per_desc"
         case genericDatapathFunctions = "generic_datapath_functions"
+        case cpuNsPerDescByThread = "cpu_ns_per_desc_by_thread", shadowRelay = "shadow_relay"
     }
 
     public init(id: String, params: Params, status: Status, reason: String? = nil, modelled: [ModelledParameter] = [],

@@ -216,7 +216,27 @@ extension ResultsValidator {
         "ratio_to_bare_ci95": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
         "control_path_ns": { "type": ["object", "null"], "additionalProperties": { "type": "number", "minimum": 0 } },
         "instructions_per_desc": { "type": ["number", "null"], "minimum": 0 },
-        "generic_datapath_functions": { "type": ["array", "null"], "items": { "type": "string" } }
+        "generic_datapath_functions": { "type": ["array", "null"], "items": { "type": "string" } },
+        "cpu_ns_per_desc_by_thread": {
+          "type": ["object", "null"],
+          "required": ["driver", "device"],
+          "properties": {
+            "driver": { "type": "number", "minimum": 0 },
+            "device": { "type": "number", "minimum": 0 },
+            "relay": { "type": ["number", "null"], "minimum": 0 }
+          }
+        },
+        "shadow_relay": {
+          "type": ["object", "null"],
+          "required": ["translations_per_desc", "device_kicks_per_1k", "driver_interrupts_per_1k", "idle_passes_per_1k", "syscalls_per_1k"],
+          "properties": {
+            "translations_per_desc": { "type": "number", "minimum": 0 },
+            "device_kicks_per_1k": { "type": "number", "minimum": 0 },
+            "driver_interrupts_per_1k": { "type": "number", "minimum": 0 },
+            "idle_passes_per_1k": { "type": "number", "minimum": 0 },
+            "syscalls_per_1k": { "type": "number", "minimum": 0 }
+          }
+        }
       }
     },
     "Params": {

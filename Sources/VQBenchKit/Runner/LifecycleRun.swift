@@ -14,7 +14,9 @@ public enum LifecycleRun {
     /// One operation's times over the repetitions.
     public typealias Figure = ResultsDocument.ControlPathOperation
 
-    public static var parents: [String] { ParentRegistry.names }
+    /// Every parent, then the ones the suites also measure behind a shadow virtqueue (their
+    /// bring-up, and suspend/resume through the relay for a parent that cannot suspend).
+    public static var parents: [String] { ParentRegistry.names + Suite.shadowedParents.map(ParentRegistry.shadowedName) }
     static let trafficPackets = 10_000
 
     /// Runs every lifecycle `repetitions` times per parent; figures in parent, then first-seen operation order.

@@ -122,12 +122,19 @@ public enum MediatedRun {
         out.deviceCPUNanoseconds = c.deviceCPUNanoseconds.load(ordering: .relaxed)
     }
 
-    /// A shadow virtqueue: the driver's interrupts are the relay's, and the relay's system
-    /// calls and CPU are the mediator's cost, added to the device's.
+    /// A shadow virtqueue: the driver's interrupts are the relay's, the relay's system calls
+    /// count with the device side's, and what the relay did is kept apart (its CPU too).
     static func addRelay(_ r: ShadowRelayCounters, to out: inout DatapathOutcome) {
         out.call.notificationsSent = r.driverInterrupts
         out.call.syscalls &+= r.syscalls
-        out.deviceCPUNanoseconds &+= r.cpuNanoseconds
+        var t = DatapathOutcome.RelayTally()
+        t.cpuNanoseconds = r.cpuNanoseconds
+        t.translations = r.translations
+        t.deviceKicks = r.deviceKicks
+        t.driverInterrupts = r.driverInterrupts
+        t.idlePasses = r.idlePasses
+        t.syscalls = r.syscalls
+        out.relay = t
     }
 
     static func outcome(_ traffic: TrafficOutcome, _ mode: DatapathMode) -> DatapathOutcome {

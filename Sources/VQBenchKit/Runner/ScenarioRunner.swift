@@ -242,7 +242,10 @@ public struct ScenarioRunner {
             let descriptors = chosen.reduce(0) { $0 + $1.outcome.descriptors }
             let kick = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.kick }
             let call = chosen.reduce(DoorbellCounters()) { $0 + $1.outcome.call }
-            let cpu = chosen.reduce(UInt64(0)) { $0 + $1.outcome.driverCPUNanoseconds + $1.outcome.deviceCPUNanoseconds }
+            let driverCPU = chosen.reduce(UInt64(0)) { $0 + $1.outcome.driverCPUNanoseconds }
+            let deviceCPU = chosen.reduce(UInt64(0)) { $0 + $1.outcome.deviceCPUNanoseconds }
+            let relay = chosen.compactMap(\.outcome.relay).reduce(nil as DatapathOutcome.RelayTally?) { ($0 ?? .init()) + $1 }
+            let cpu = driverCPU + deviceCPU + (relay?.cpuNanoseconds ?? 0)
             let perK = 1000 / Double(max(descriptors, 1))
             let rates = bootstrapInterval(chosen.map(\.sample.rate))
             let gbit = { (x: Double) in x * Double(id.payloadBytes) * 8 / 1e9 }
@@ -273,7 +276,16 @@ public struct ScenarioRunner {
                 descPerKick: kick.notificationsSent > 0 ? Double(descriptors) / Double(kick.notificationsSent) : nil,
                 syscallsPer1k: Double(kick.syscalls + call.syscalls) * perK,
                 mallocsInLoop: nil)
-            result.cpuNsPerDesc = Double(cpu) / Double(max(descriptors, 1))
+            let perDesc = 1 / Double(max(descriptors, 1))
+            result.cpuNsPerDesc = Double(cpu) * perDesc
+            result.cpuNsPerDescByThread = .init(driver: Double(driverCPU) * perDesc, device: Double(deviceCPU) * perDesc,
+                                                relay: relay.map { Double($0.cpuNanoseconds) * perDesc })
+            if let r = relay {
+                result.shadowRelay = .init(translationsPerDesc: Double(r.translations) * perDesc,
+                                           deviceKicksPer1k: Double(r.deviceKicks) * perK,
+                                           driverInterruptsPer1k: Double(r.driverInterrupts) * perK,
+                                           idlePassesPer1k: Double(r.idlePasses) * perK, syscallsPer1k: Double(r.syscalls) * perK)
+            }
             let ratios = bootstrapInterval(chosen.map(\.sample.toCalibration))
             result.ratioToCalibration = ratios.median
             result.ratioToCalibrationCI95 = ratios.ci95
