@@ -10,7 +10,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "VirtqueueBench",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "VirtioMemory", targets: ["VirtioMemory"]),
         .library(name: "Virtqueue", targets: ["Virtqueue"]),

@@ -14,8 +14,11 @@ struct GateCommand: ParsableCommand {
     @Option(help: "The baseline results document.") var baseline: String = "results/baseline.json"
     @Flag(help: "Write what was measured as the new baseline (review and commit it).") var update = false
     @Flag(help: "Skip gate C (in-run ratios), which takes a few seconds per scenario.") var skipRatios = false
-    @Flag(help: "Skip gate B's specialisation check (datapaths under callgrind, ~45 s): it needs no baseline, so a run that already passed it need not repeat it.")
+    @Flag(help: "Skip gate B's specialisation check (seven datapath runs under callgrind, ~10 s): it needs no baseline, so a run that already passed it need not repeat it.")
     var skipSpecialisation = false
+    @Option(name: .customLong("specialisation-scenario"),
+            help: "Run gate B's specialisation check on this scenario id only (repeatable; default: its four scenarios).")
+    var specialisationScenario: [String] = []
     @Option(help: "Where to write the gate's own results document.") var output: String = "results"
     @Flag(help: "Print the checks as JSON.") var json = false
     @Option(help: "Compare with revision REV instead of the baseline: build it, measure both here (exit 0 pass, 2 regression, 4 improvement, 3 base not built).")
@@ -33,6 +36,13 @@ struct GateCommand: ParsableCommand {
             return
         }
         var options = GateOptions()
+        if !specialisationScenario.isEmpty {
+            options.specialisationScenarios = try specialisationScenario.map { text in
+                do { return try ScenarioID(parsing: text) } catch {
+                    throw CLIError("--specialisation-scenario \(text): \(error)")
+                }
+            }
+        }
         if skipSpecialisation { options.specialisationScenarios = [] }
         let observed = try Gate.measure(options, ratios: !skipRatios) { if !json { print($0) } }
         var base: ResultsDocument? = nil

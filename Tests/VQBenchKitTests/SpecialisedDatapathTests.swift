@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 @testable import VQBenchKit
 
@@ -32,5 +34,34 @@ struct SpecialisedDatapathTests {
     @Test func callgrindNamesAreReadBackUncompressed() {
         let text = "fn=(1) main\ncfn=(2) $s9Mediation13runDeviceLoop_x\ncalls=3 0\n0 5\nfn=(2)\n0 7\ncfn=(1)\n"
         #expect(InstructionCounter.functionNames(text) == ["main", "$s9Mediation13runDeviceLoop_x"])
+    }
+}
+
+struct CallgrindJobTests {
+    struct Failed: Error, Equatable { var job: Int }
+
+    @Test func resultsComeBackInJobOrderWhateverFinishesFirst() throws {
+        let jobs: [@Sendable () throws -> CallgrindJobResult] = (0..<7).map { i in
+            { usleep(UInt32((7 - i) * 2_000)); return .functions(["job\(i)"]) }
+        }
+        let results = try CallgrindJobResult.runAll(jobs, width: 3)
+        #expect(results.count == 7)
+        for (i, r) in results.enumerated() {
+            guard case let .functions(names) = r else { Issue.record("job \(i) came back as a count"); continue }
+            #expect(names == ["job\(i)"])
+        }
+    }
+
+    @Test func theFirstFailingJobIsThrownAfterEveryJobRan() {
+        let ran = Mutex(Set<Int>())
+        let jobs: [@Sendable () throws -> CallgrindJobResult] = (0..<6).map { i in
+            {
+                ran.withLock { _ = $0.insert(i) }
+                if i == 2 || i == 4 { throw Failed(job: i) }
+                return .count(CallgrindCount(instructions: UInt64(i), allocations: 0, referenceCounting: 0))
+            }
+        }
+        #expect(throws: Failed(job: 2)) { try CallgrindJobResult.runAll(jobs, width: 2) }
+        #expect(ran.withLock { $0 } == Set(0..<6))
     }
 }

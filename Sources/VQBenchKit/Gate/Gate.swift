@@ -8,6 +8,7 @@
 
 import Doorbell
 import Foundation
+import Synchronization
 import Virtqueue
 
 public struct GateOptions: Sendable {
@@ -29,7 +30,8 @@ public struct GateOptions: Sendable {
     /// its bare reference), none of which may execute a generic loop body or a hot-protocol
     /// witness: the bare engine loop, a passthrough parent under each binding on each
     /// binding (split under virtio, packed under vhost), the software-IOTLB parent on a
-    /// sleeping doorbell. Each callgrind run costs ~10 s, mostly start-up.
+    /// sleeping doorbell. Each callgrind run takes ~3 s (measure-round --skip-round-trip: the
+    /// cross-thread round trips around a run took ~20 s under valgrind).
     public var specialisationScenarios: [ScenarioID] = [
         ScenarioID(layout: "split", doorbell: "poll", memory: "4K"),
         ScenarioID(layout: "split", doorbell: "busy-poll", mediator: "vp_vdpa", memory: "4K"),
@@ -122,16 +124,41 @@ public enum Gate {
     /// datapaths, suppression counts, system calls per notification): exact counts.
     static func measureExact(_ options: GateOptions, probe: DoorbellProbe, into scenarios: inout [ScenarioResult],
                              log: (String) -> Void) throws {
-        // A + the allocation / reference-counting part of B, from the same callgrind runs.
+        // A + the allocation / reference-counting part of B, and B's specialisation check:
+        // every callgrind run at once, as many at a time as there are CPUs. Valgrind runs a
+        // process's threads one at a time, so one run uses one CPU; the counts are the
+        // same whatever runs beside them (A's loops are single-threaded and deterministic,
+        // the specialisation check only asks which functions ran).
         let counter = try InstructionCounter()
-        for layout in RingLayoutKind.allCases {
+        let layouts = RingLayoutKind.allCases
+        var jobs: [@Sendable () throws -> CallgrindJobResult] = []
+        for layout in layouts {
             let function = workloadFunction[layout]!
-            func count(_ rounds: Int) throws -> CallgrindCount {
-                try counter.count(function: function, arguments: ["workload", "--layout", layout.rawValue,
-                                                                  "--rounds", String(rounds), "--batch", "32"])
+            for rounds in [options.smallRounds, options.largeRounds] {
+                jobs.append {
+                    .count(try counter.count(function: function, arguments: ["workload", "--layout", layout.rawValue,
+                                                                             "--rounds", String(rounds), "--batch", "32"]))
+                }
             }
-            let small = try count(options.smallRounds)
-            let large = try count(options.largeRounds)
+        }
+        var specialisation: [(id: ScenarioID, jobs: Range<Int>)] = []
+        for id in options.specialisationScenarios {
+            if let why = ScenarioRunner(plan: MeasurementPlan(), probe: probe, placement: .current(), bareRingRate: 0).unavailabilityReason(id) {
+                scenarios.append(ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why))
+                continue
+            }
+            let first = jobs.count
+            for reference in id.mediator == "none" ? [false] : [false, true] {
+                let arguments = ["measure-round", id.description, "--descriptors", String(options.specialisationDescriptors),
+                                 "--skip-round-trip"] + (reference ? ["--reference"] : [])
+                jobs.append { .functions(try counter.functionsRun(arguments: arguments)) }
+            }
+            specialisation.append((id, first..<jobs.count))
+        }
+        let results = try CallgrindJobResult.runAll(jobs, width: max(1, ProcessInfo.processInfo.activeProcessorCount))
+
+        for (i, layout) in layouts.enumerated() {
+            guard case let .count(small) = results[2 * i], case let .count(large) = results[2 * i + 1] else { continue }
             let extraDescriptors = Double((options.largeRounds - options.smallRounds) * 32)
             let perDesc = Double(large.instructions - small.instructions) / extraDescriptors
             let descriptors = Double(options.largeRounds * 32)
@@ -146,16 +173,9 @@ public enum Gate {
         }
 
         // B: every datapath ran specialised (no generic loop body, no hot-protocol witness).
-        for id in options.specialisationScenarios {
-            if let why = ScenarioRunner(plan: MeasurementPlan(), probe: probe, placement: .current(), bareRingRate: 0).unavailabilityReason(id) {
-                scenarios.append(ScenarioResult(id: id.description, params: params(id), status: .unavailable, reason: why))
-                continue
-            }
+        for (id, range) in specialisation {
             var ran: Set<String> = []
-            for reference in id.mediator == "none" ? [false] : [false, true] {
-                ran.formUnion(try counter.functionsRun(arguments: ["measure-round", id.description, "--descriptors",
-                                                                   String(options.specialisationDescriptors)] + (reference ? ["--reference"] : [])))
-            }
+            for case let .functions(names) in results[range] { ran.formUnion(names) }
             var r = ScenarioResult(id: id.description, params: params(id), status: .ok)
             r.genericDatapathFunctions = SpecialisedDatapath.offenders(ran)
             r.repetitions = 1
@@ -339,5 +359,27 @@ extension GateOutcome {
         var doc = observed
         doc.gate = checks
         return GateOutcome(observed: doc, checks: checks, exitCode: code)
+    }
+}
+
+/// One callgrind run's answer: a count (gate A) or the functions that ran (B's specialisation check).
+enum CallgrindJobResult: Sendable {
+    case count(CallgrindCount)
+    case functions(Set<String>)
+
+    /// Runs `jobs`, at most `width` at a time, and returns their results in order; the first
+    /// job's error (in job order) is thrown after every job has finished.
+    static func runAll(_ jobs: [@Sendable () throws -> CallgrindJobResult], width: Int) throws -> [CallgrindJobResult] {
+        let next = Mutex(0)
+        let results = Mutex([Result<CallgrindJobResult, any Error>?](repeating: nil, count: jobs.count))
+        DispatchQueue.concurrentPerform(iterations: min(width, jobs.count)) { _ in
+            while true {
+                let i = next.withLock { n -> Int in defer { n += 1 }; return n }
+                guard i < jobs.count else { return }
+                let r = Result { try jobs[i]() }
+                results.withLock { $0[i] = r }
+            }
+        }
+        return try results.withLock { $0 }.map { try $0!.get() }
     }
 }

@@ -30,7 +30,7 @@ public enum GateError: Error, CustomStringConvertible {
     }
 }
 
-public final class InstructionCounter {
+public final class InstructionCounter: Sendable {
     /// The stripped copy valgrind runs.
     public let binary: String
     private let directory: String
@@ -55,8 +55,8 @@ public final class InstructionCounter {
 
     /// Counts `function` while the stripped binary runs `arguments`.
     public func count(function: String, arguments: [String]) throws -> CallgrindCount {
-        let out = directory + "/callgrind.out"
-        try? FileManager.default.removeItem(atPath: out)
+        let out = directory + "/callgrind-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: out) }
         var args = ["-i", "PATH=/usr/bin:/bin", "LC_ALL=C", "SWIFT_BACKTRACE=enable=no"]
         if Self.which("setarch") != nil { args += ["setarch", "-R"] }
         args += ["valgrind", "--tool=callgrind", "--toggle-collect=\(function)", "--callgrind-out-file=\(out)",
@@ -71,8 +71,8 @@ public final class InstructionCounter {
     /// The (mangled) names of every function that ran while the stripped binary ran
     /// `arguments`, collected over the whole run.
     public func functionsRun(arguments: [String]) throws -> Set<String> {
-        let out = directory + "/callgrind-functions.out"
-        try? FileManager.default.removeItem(atPath: out)
+        let out = directory + "/callgrind-functions-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: out) }
         var args = ["-i", "PATH=/usr/bin:/bin", "LC_ALL=C", "SWIFT_BACKTRACE=enable=no"]
         if Self.which("setarch") != nil { args += ["setarch", "-R"] }
         args += ["valgrind", "--tool=callgrind", "--callgrind-out-file=\(out)", binary] + arguments
