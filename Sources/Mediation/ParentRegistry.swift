@@ -16,6 +16,23 @@ public struct ParentDescriptor: Sendable {
     public let layouts: [RingLayoutKind]
     private let factory: @Sendable (ParentConfiguration) throws(MediationError) -> any VDPAConfigOps
 
+    /// `parent` behind a shadow virtqueue that logs dirty pages from DRIVER_OK on
+    /// ("vp_vdpa+svq+log"): what a migration's logging costs, measured against "+svq".
+    public init<P: VDPAConfigOps>(dirtyLogging type: ShadowVirtqueue<P>.Type) {
+        name = ParentRegistry.loggedName(ShadowVirtqueue<P>.parentName)
+        strategy = ShadowVirtqueue<P>.strategy + ", logging every page written into the driver's memory (VHOST_F_LOG_ALL)"
+        supportedOps = ShadowVirtqueue<P>.supportedOps
+        dmaModel = ShadowVirtqueue<P>.dmaModel
+        offeredFeatures = ShadowVirtqueue<P>.offeredFeatures
+        modelParameters = ShadowVirtqueue<P>.modelParameters
+        layouts = ShadowVirtqueue<P>.supportedLayouts
+        factory = { c throws(MediationError) in
+            let svq = try ShadowVirtqueue<P>(c)
+            try svq.setDirtyLogging(true)
+            return svq
+        }
+    }
+
     public init<P: VDPAConfigOps>(_ type: P.Type) {
         name = P.parentName
         strategy = P.strategy
@@ -60,15 +77,35 @@ public enum ParentRegistry {
         ParentDescriptor(ShadowVirtqueue<SNET>.self),
     ]
 
+    /// Each shadowed parent with dirty-page logging on ("vp_vdpa+svq+log"), in the same order.
+    public static let logged: [ParentDescriptor] = [
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<VPVDPA>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<VDPASim>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<IFCVF>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<ENIVDPA>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<MLX5VNet>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<OcteonEP>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<PDSVDPA>.self),
+        ParentDescriptor(dirtyLogging: ShadowVirtqueue<SNET>.self),
+    ]
+
     /// The name of `parent` behind a shadow virtqueue.
     public static func shadowedName(_ parent: String) -> String { parent + "+svq" }
+    /// The name of a shadowed parent with dirty logging on.
+    public static func loggedName(_ shadowed: String) -> String { shadowed + "+log" }
+    /// The mediator `name` is with dirty logging off ("vp_vdpa+svq+log" → "vp_vdpa+svq"), or nil.
+    public static func unlogged(_ name: String) -> String? {
+        name.hasSuffix("+svq+log") ? String(name.dropLast("+log".count)) : nil
+    }
 
-    /// Every mediator a scenario can name: the parents, then each behind a shadow virtqueue.
-    public static var mediatorNames: [String] { names + shadowed.map(\.name) }
+    /// Every mediator a scenario can name: the parents, then each behind a shadow virtqueue,
+    /// then each of those with dirty logging on.
+    public static var mediatorNames: [String] { names + shadowed.map(\.name) + logged.map(\.name) }
 
     /// The parent (or shadowed parent) named `name`; an unknown name is an error listing the known ones.
     public static func named(_ name: String) throws(MediationError) -> ParentDescriptor {
-        guard let p = all.first(where: { $0.name == name }) ?? shadowed.first(where: { $0.name == name }) else {
+        guard let p = all.first(where: { $0.name == name }) ?? shadowed.first(where: { $0.name == name })
+                ?? logged.first(where: { $0.name == name }) else {
             throw .unknownParent(name, known: mediatorNames)
         }
         return p

@@ -69,9 +69,73 @@ public final class ShadowRelayCounters: @unchecked Sendable {
 struct HeldChain {
     var chain: Chain
     var buffers: [Buffer]
-    init(chain: Chain, buffers: [Buffer]) {
+    /// The chain's device-writable segments in the driver's address space (for the dirty log).
+    var writes: [GuestWrite]
+    init(chain: Chain, buffers: [Buffer], writes: [GuestWrite]) {
         self.chain = chain
         self.buffers = buffers
+        self.writes = writes
+    }
+}
+
+/// A device-writable buffer of a driver chain, in the driver's address space: where the
+/// device's writes land, which is what the dirty log marks when the chain comes back used.
+struct GuestWrite {
+    var address: UInt64
+    var length: UInt32
+    /// The chain has several writable segments: see the link's `multiple` table.
+    static let several = GuestWrite(address: 0, length: .max)
+    static let none = GuestWrite(address: 0, length: 0)
+    init(address: UInt64, length: UInt32) {
+        self.address = address
+        self.length = length
+    }
+    init(_ s: Segment) { self = s.isWritable ? GuestWrite(address: s.address, length: s.length) : .none }
+}
+
+/// Where the driver's ring is, for logging what the relay writes into it.
+struct GuestRingArea {
+    let layout: RingLayoutKind
+    let size: Int
+    let addresses: RingAddresses
+
+    /// Marks the driver-ring bytes the relay's device half wrote going from `old` to `new`:
+    /// split, the used entries in between and the used index; packed, the descriptor slots
+    /// in between (each used descriptor is written at the first slot of its chain; slots
+    /// skipped inside a chain share its page unless a chain spans 256 slots).
+    func markUsed(_ log: DirtyLog, from old: VDPAQueueState, to new: VDPAQueueState) {
+        switch (old, new) {
+        case let (.split(a), .split(b)):
+            let count = Int(b.usedIndex &- a.usedIndex)
+            guard count > 0 else { return }
+            log.mark(address: addresses.deviceArea &+ 2, length: 2)
+            markSlots(log, base: addresses.deviceArea &+ 4, stride: 8, first: Int(a.usedIndex) % size, count: min(count, size))
+        case let (.packed(a), .packed(b)):
+            var count = (Int(b.usedIndex) &- Int(a.usedIndex) &+ size) % size
+            if count == 0 && a.usedWrapCounter != b.usedWrapCounter { count = size }
+            guard count > 0 else { return }
+            markSlots(log, base: addresses.descriptorArea, stride: 16, first: Int(a.usedIndex), count: count)
+        default:
+            return
+        }
+    }
+
+    /// Marks the device's event suppression words (split: the used ring's flags and
+    /// avail_event; packed: the device event suppression structure).
+    func markSuppression(_ log: DirtyLog) {
+        switch layout {
+        case .split:
+            log.mark(address: addresses.deviceArea, length: 2)
+            log.mark(address: addresses.deviceArea &+ 4 &+ 8 &* UInt64(size), length: 2)
+        case .packed:
+            log.mark(address: addresses.deviceArea, length: 4)
+        }
+    }
+
+    private func markSlots(_ log: DirtyLog, base: UInt64, stride: Int, first: Int, count: Int) {
+        let head = min(count, size &- first)
+        log.mark(address: base &+ UInt64(first &* stride), length: UInt64(head &* stride))
+        if count > head { log.mark(address: base, length: UInt64((count &- head) &* stride)) }
     }
 }
 
@@ -81,27 +145,63 @@ struct ShadowLink {
     /// The driver's chain behind each shadow id in flight (shadow ids are below the shadow
     /// queue size for both layouts), so the used entry goes back under the driver's id.
     let owners: UnsafeMutablePointer<Chain>
+    /// Where each shadow id's device writes land in the driver's memory (one writable
+    /// segment, none, or `.several`: then `several[id]`).
+    let writes: UnsafeMutablePointer<GuestWrite>
+    let several: UnsafeMutablePointer<[GuestWrite]>
+    let area: GuestRingArea
     var held: [HeldChain] = []
-    init(index: UInt16, shadowSize: Int) {
-        self.index = index
-        owners = .allocate(capacity: max(shadowSize, 1))
+    init(_ q: ReadyQueue, layout: RingLayoutKind) {
+        index = q.index
+        let capacity = max(q.size, 1)
+        owners = .allocate(capacity: capacity)
+        writes = .allocate(capacity: capacity)
+        writes.initialize(repeating: .none, count: capacity)
+        several = .allocate(capacity: capacity)
+        several.initialize(repeating: [], count: capacity)
+        area = GuestRingArea(layout: layout, size: q.size, addresses: q.addresses)
     }
-    func deallocate() { owners.deallocate() }
+    func deallocate() {
+        owners.deallocate()
+        writes.deallocate()
+        several.deinitialize(count: max(area.size, 1))
+        several.deallocate()
+    }
+
+    /// Marks where the device wrote `length` bytes of shadow id `id`'s chain.
+    @inline(__always)
+    func markWritten(_ log: DirtyLog, id: UInt16, length: UInt32) {
+        guard length > 0 else { return }
+        let w = writes[Int(id)]
+        if w.length != GuestWrite.several.length {
+            log.mark(address: w.address, length: UInt64(min(length, w.length)))
+            return
+        }
+        var left = length
+        for s in several[Int(id)] where left > 0 {
+            let n = min(left, s.length)
+            log.mark(address: s.address, length: UInt64(n))
+            left &-= n
+        }
+    }
 }
 
 /// Scratch the relay reuses every pass (allocated once, at the start).
 struct RelayScratch {
     let chains: UnsafeMutablePointer<Chain>
     let buffers: UnsafeMutablePointer<Buffer>
+    let writes: UnsafeMutablePointer<GuestWrite>
     let capacity: Int
     init(batch: Int) {
         capacity = max(batch, 1)
         chains = .allocate(capacity: capacity)
         buffers = .allocate(capacity: capacity)
+        writes = .allocate(capacity: capacity)
     }
     func deallocate() {
         chains.deallocate()
         buffers.deallocate()
+        writes.deallocate()
     }
 }
 
@@ -151,7 +251,7 @@ enum RelayFailure: Error {
 /// Posts one driver chain's buffers on the shadow ring, remembering whose it is. Returns
 /// false when the shadow ring has no room for it now.
 func postShadowChain<Shadow: VirtqueueDriverHalf>(_ shadow: inout Shadow, _ link: ShadowLink, _ chain: Chain,
-                                                   _ buffers: UnsafeBufferPointer<Buffer>) throws(RelayFailure) -> Bool {
+                                                   _ buffers: UnsafeBufferPointer<Buffer>, writes: [GuestWrite]) throws(RelayFailure) -> Bool {
     guard buffers.count <= shadow.queueSize else {
         throw .chainTooLong(queue: link.index, descriptors: buffers.count, shadowSize: shadow.queueSize)
     }
@@ -159,6 +259,14 @@ func postShadowChain<Shadow: VirtqueueDriverHalf>(_ shadow: inout Shadow, _ link
     do throws(VirtqueueError) {
         let id = try shadow.post(buffers)
         link.owners[Int(id)] = chain
+        if writes.count == 1 {
+            link.writes[Int(id)] = writes[0]
+        } else if writes.isEmpty {
+            link.writes[Int(id)] = .none
+        } else {
+            link.writes[Int(id)] = .several
+            link.several[Int(id)] = writes
+        }
     } catch {
         throw .ring(error)
     }
@@ -175,7 +283,7 @@ func relayAvailable<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
     // What was held back goes first, in order.
     while let h = link.held.first {
         let fits = try h.buffers.withUnsafeBufferPointer { (b) throws(RelayFailure) -> Bool in
-            try postShadowChain(&shadow, link, h.chain, b)
+            try postShadowChain(&shadow, link, h.chain, b, writes: h.writes)
         }
         guard fits else { return posted }
         link.held.removeFirst()
@@ -196,8 +304,10 @@ func relayAvailable<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
             let free = shadow.freeDescriptors
             var run = 0
             while i &+ run < n, run < free, scratch.chains[i &+ run].segmentCount == 1 {
+                let segment = guest.segments(of: scratch.chains[i &+ run])[0]
+                scratch.writes[run] = GuestWrite(segment)
                 do throws(MemoryError) {
-                    scratch.buffers[run] = try shadowBuffer(guest.segments(of: scratch.chains[i &+ run])[0], &tree)
+                    scratch.buffers[run] = try shadowBuffer(segment, &tree)
                 } catch {
                     throw .translation(queue: link.index, error)
                 }
@@ -208,8 +318,13 @@ func relayAvailable<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
                 let owners = link.owners
                 let chains = scratch.chains
                 let buffers = scratch.buffers
+                let writes = scratch.writes
+                let guestWrites = link.writes
                 // run ≤ free descriptors: every one of them is posted.
-                let k = shadow.postBurst(count: run, { buffers[$0] }, posted: { j, id in owners[Int(id)] = chains[first &+ j] })
+                let k = shadow.postBurst(count: run, { buffers[$0] }, posted: { j, id in
+                    owners[Int(id)] = chains[first &+ j]
+                    guestWrites[Int(id)] = writes[j]
+                })
                 translated &+= k
                 posted &+= k
                 i &+= k
@@ -220,18 +335,20 @@ func relayAvailable<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
         // ring), or any chain once one had to wait: held in order behind it.
         let c = scratch.chains[i]
         var buffers: [Buffer] = []
+        var writes: [GuestWrite] = []
         buffers.reserveCapacity(c.segmentCount)
         for s in guest.segments(of: c) {
             do throws(MemoryError) { buffers.append(try shadowBuffer(s, &tree)) } catch { throw .translation(queue: link.index, error) }
+            if s.isWritable && s.length > 0 { writes.append(GuestWrite(s)) }
         }
         translated &+= buffers.count
         let fits = try buffers.withUnsafeBufferPointer { (b) throws(RelayFailure) -> Bool in
-            link.held.isEmpty ? try postShadowChain(&shadow, link, c, b) : false
+            link.held.isEmpty ? try postShadowChain(&shadow, link, c, b, writes: writes) : false
         }
         if fits {
             posted &+= 1
         } else {
-            link.held.append(HeldChain(chain: c, buffers: buffers))
+            link.held.append(HeldChain(chain: c, buffers: buffers, writes: writes))
             ShadowRelayCounters.add(counters, .held, 1)
         }
         i &+= 1
@@ -241,12 +358,20 @@ func relayAvailable<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
 }
 
 /// Device → driver: what the device used on the shadow ring is pushed used on the
-/// driver's ring under the driver's chain. Returns how many.
+/// driver's ring under the driver's chain. Returns how many. With a dirty log, the pages
+/// the device wrote into (as far as each used length says) are marked, as QEMU marks a
+/// buffer's pages when SVQ hands it back.
 func relayUsed<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
-    _ guest: inout Guest, _ shadow: inout Shadow, _ link: ShadowLink
+    _ guest: inout Guest, _ shadow: inout Shadow, _ link: ShadowLink, log: DirtyLog?
 ) throws(RelayFailure) -> Int {
     let owners = link.owners
     do throws(VirtqueueError) {
+        if let log {
+            return try shadow.reclaimBurst(maximum: shadow.queueSize) { used in
+                link.markWritten(log, id: used.id, length: used.length)
+                guest.pushUsed(owners[Int(used.id)], length: used.length)
+            }
+        }
         return try shadow.reclaimBurst(maximum: shadow.queueSize) { used in
             guest.pushUsed(owners[Int(used.id)], length: used.length)
         }
@@ -277,10 +402,11 @@ struct ShadowRelayQueues<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf
 /// is posted and everything in flight is given back to the driver before it returns (so
 /// the driver's queue state is whole: every chain it made available was used). Returns why
 /// it stopped early, or nil.
-func runShadowRelay<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf, DriverCall: DoorbellNotifier,
+func runShadowRelay<Guest: VirtqueueDeviceHalf & VDPAQueueStateReporting, Shadow: VirtqueueDriverHalf, DriverCall: DoorbellNotifier,
                     DeviceKick: DoorbellNotifier, Waiter: DoorbellWaiter>(
     _ q: inout ShadowRelayQueues<Guest, Shadow, DriverCall, DeviceKick>, wait: inout Waiter, tree: inout IOTLB,
-    options: ShadowRelayOptions, counters: UnsafeMutablePointer<UInt64.AtomicRepresentation>, stop: UnsafeAtomic<Bool>
+    options: ShadowRelayOptions, counters: UnsafeMutablePointer<UInt64.AtomicRepresentation>, stop: UnsafeAtomic<Bool>,
+    log: DirtyLog? = nil
 ) -> String? {
     let scratch = RelayScratch(batch: options.batch)
     defer { scratch.deallocate() }
@@ -290,6 +416,7 @@ func runShadowRelay<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf, Dri
     for i in q.guests.indices {
         q.guests[i].disableKicks()
         q.shadows[i].disableInterrupts()
+        if let log { q.links[i].area.markSuppression(log) }
     }
     var draining = false
     var drainDeadline: UInt64 = 0
@@ -313,11 +440,14 @@ func runShadowRelay<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf, Dri
                         ShadowRelayCounters.add(counters, .deviceKicks, 1)
                     }
                 }
-                let used = try relayUsed(&q.guests[i], &q.shadows[i], q.links[i])
+                let before = log == nil ? nil : q.guests[i].vdpaState
+                let used = try relayUsed(&q.guests[i], &q.shadows[i], q.links[i], log: log)
                 if used > 0 {
                     progressed = true
                     ShadowRelayCounters.add(counters, .usedRelayed, UInt64(used))
                     q.guests[i].publishUsed()
+                    // After the entries and the index are written (their pages marked after the writes).
+                    if let log, let before { q.links[i].area.markUsed(log, from: before, to: q.guests[i].vdpaState) }
                     // interruptNeeded() owns the store → load fence of the driver's ring.
                     if q.calls[i] != nil, q.guests[i].interruptNeeded() {
                         do throws(DoorbellError) { try q.calls[i]!.notify() } catch { throw .doorbell("driver interrupt", error) }
@@ -353,12 +483,14 @@ func runShadowRelay<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf, Dri
                     for i in q.guests.indices {
                         _ = q.guests[i].enableKicks()
                         _ = q.shadows[i].enableInterrupts()
+                        if let log { q.links[i].area.markSuppression(log) }
                     }
                 },
                 disableNotifications: {
                     for i in q.guests.indices {
                         q.guests[i].disableKicks()
                         q.shadows[i].disableInterrupts()
+                        if let log { q.links[i].area.markSuppression(log) }
                     }
                 })
             } catch {

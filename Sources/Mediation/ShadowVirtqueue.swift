@@ -35,6 +35,12 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
     private var plan: ShadowPlan?
     /// Why a relay stopped by itself (a hostile ring, a buffer outside the IOVA tree), one entry per stop.
     public private(set) var relayErrors: [String] = []
+    /// Whether the relay logs the pages it and the device write into the driver's memory
+    /// (vhost's VHOST_F_LOG_ALL, as during a migration).
+    public private(set) var logsDirtyPages = false
+    /// The dirty log of the running start (nil while logging is off or before DRIVER_OK):
+    /// covers the driver's whole address space; a migration harvests it.
+    public private(set) var dirtyLog: DirtyLog?
 
     /// Where the shadow IOVA space starts.
     public static var shadowIOVABase: UInt64 { shadowIOVASpaceBase }
@@ -100,8 +106,11 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
             let plan = try ShadowPlan(guest: guestMemory, ready: ready, layout: layout, alignment: Inner.vqAlignment)
             self.plan = plan
             let innerFeatures = try bringUpInner(plan, features: features, ready: ready, relayDoorbell: kick)
+            if logsDirtyPages && dirtyLog == nil {
+                dirtyLog = DirtyLog(covering: guestMemory.allRegions.map { $0.gpa &+ $0.size }.max() ?? 0)
+            }
             relay = try RelayThread.start(self, plan: plan, ready: ready, guestMemory: guestMemory, features: features,
-                                          innerFeatures: innerFeatures, kick: kick)
+                                          innerFeatures: innerFeatures, kick: kick, log: logsDirtyPages ? dirtyLog : nil)
             core.withState { $0.running = true }
         } catch {
             inner.reset()
@@ -176,6 +185,20 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
         }
         inner.reset()
         plan = nil
+    }
+
+    /// Turns dirty-page logging on or off (VHOST_SET_FEATURES with VHOST_F_LOG_ALL, then
+    /// VHOST_SET_LOG_BASE). A running relay is drained and restarted with the change, as
+    /// QEMU restarts the device when it switches logging on; turned on, the log starts
+    /// empty (a migration copies everything once anyway) and stays on, across resets, until
+    /// turned off.
+    public func setDirtyLogging(_ on: Bool) throws(MediationError) {
+        guard on != logsDirtyPages else { return }
+        let running = core.withState { $0.running }
+        if running { stopDevice() }
+        logsDirtyPages = on
+        if !on { dirtyLog = nil }
+        if running { try startDevice() }
     }
 
     /// kick_vq: the relay's doorbell (when no driver mapped it as its notify area).
@@ -272,7 +295,7 @@ final class RelayThread: @unchecked Sendable {
     /// becomes a type, so the relay below is specialised for (layout, doorbell).
     static func start<Inner: VDPAConfigOps>(_ svq: ShadowVirtqueue<Inner>, plan: ShadowPlan, ready: [ReadyQueue],
                                              guestMemory: GuestMemory, features: VirtioFeatures, innerFeatures: VirtioFeatures,
-                                             kick: DoorbellEndpoint) throws -> RelayThread {
+                                             kick: DoorbellEndpoint, log: DirtyLog?) throws -> RelayThread {
         let handle = RelayThread()
         // The parent's notify area, when it passes one through: the relay's kicks are stores to it.
         var area: DoorbellEndpoint?
@@ -286,7 +309,7 @@ final class RelayThread: @unchecked Sendable {
             kicks.append(VirtioKick(device: svq.inner, queue: q.index, direct: direct))
         }
         let launch = RelayLaunch(svq: svq, plan: plan, ready: ready, guestMemory: guestMemory, features: features,
-                                 innerFeatures: innerFeatures, kick: kick, kicks: kicks, handle: handle)
+                                 innerFeatures: innerFeatures, kick: kick, kicks: kicks, handle: handle, log: log)
         try withDeviceDoorbell(kick.transport, launch)
         return handle
     }
@@ -314,11 +337,13 @@ struct RelayLaunch<Inner: VDPAConfigOps>: DeviceDoorbellVisitor {
     let kick: DoorbellEndpoint
     let kicks: [VirtioKick<EventfdDoorbell.Notifier>]
     let handle: RelayThread
+    let log: DirtyLog?
 
     func visit<B: EndpointDoorbell>(_ bell: B.Type) throws {
         let waiter = try B.waiter(on: kick)
         let calls: [B.Notifier?] = try callNotifiers(B.self, ready, kick: kick)
-        let links = ready.map { ShadowLink(index: $0.index, shadowSize: $0.size) }
+        let layout: RingLayoutKind = features.contains(.ringPacked) ? .packed : .split
+        let links = ready.map { ShadowLink($0, layout: layout) }
         if features.contains(.ringPacked) {
             var guests: [PackedDevice<GuestMemory>] = []
             var shadows: [PackedDriver] = []
@@ -352,6 +377,7 @@ struct RelayLaunch<Inner: VDPAConfigOps>: DeviceDoorbellVisitor {
         let options = svq.options
         let cpu = svq.deviceCPU
         let name = "svq:" + svq.core.identity.name
+        let log = log
         weak let owner = svq
         handle.attach(try PinnedThread(cpu: cpu, name: name) {
             var (q, wait, plan) = start.value
@@ -359,7 +385,8 @@ struct RelayLaunch<Inner: VDPAConfigOps>: DeviceDoorbellVisitor {
             let cpu0 = cplatform_thread_cpu_time_ns()
             let syscalls0 = wait.counters.syscalls
             let kicks0 = counters.deviceKicks
-            let error = runShadowRelay(&q, wait: &wait, tree: &plan.tree, options: options, counters: words, stop: handle.stopFlag)
+            let error = runShadowRelay(&q, wait: &wait, tree: &plan.tree, options: options, counters: words, stop: handle.stopFlag,
+                                       log: log)
             ShadowRelayCounters.add(words, .cpuNanoseconds, cplatform_thread_cpu_time_ns() &- cpu0)
             // Each kick of the parent is an eventfd write; each interrupt the driver's doorbell's own count.
             let calls = q.calls.reduce(0) { $0 &+ ($1?.counters.syscalls ?? 0) }

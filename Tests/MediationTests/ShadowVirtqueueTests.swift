@@ -125,6 +125,100 @@ extension MediationSuites {
         }
     }
 
+    /// With dirty logging on, the log after a stop is exactly the pages the device side
+    /// wrote into the driver's memory: every receive buffer page whose bytes changed, none
+    /// that did not, no transmit buffer page (the device only reads those), and nothing
+    /// outside the rings; after a harvest, transmit-only traffic marks ring pages alone.
+    @Test(arguments: RingLayoutKind.allCases)
+    func theDirtyLogIsThePagesTheDeviceWrote(_ layout: RingLayoutKind) throws {
+        let device = try makeShadowed("vp_vdpa+svq+log", kick: .eventfd)
+        let svq = try #require(device as? ShadowVirtqueue<VPVDPA>)
+        #expect(svq.logsDirtyPages)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: VDPABus(), layout: layout, queues: [0, 1], queueSize: 256,
+                                                         bufferSize: 2048, callBell: ())
+        defer { binding.unbind() }
+        func pages(_ address: UInt64, _ length: Int) -> Set<UInt64> {
+            Set((address >> 12)...((address + UInt64(length) - 1) >> 12))
+        }
+        func check<D: VirtqueueDriverHalf>(_ rx: inout VirtioQueue<D, EventfdDoorbell>, _ tx: inout VirtioQueue<D, EventfdDoorbell>) throws {
+            // The driver never writes its receive buffers: a byte that is not 0xAA afterwards was the device's.
+            for h in rx.bufferHosts { h.initializeMemory(as: UInt8.self, repeating: 0xAA, count: rx.bufferSize) }
+            let log = try #require(svq.dirtyLog)
+            _ = log.harvest()
+            #expect(tx.transmit(packets: 5_000, payloadBytes: 64, batch: 32).errors == [])
+            // Fewer packets than buffers: some receive buffers are never written.
+            #expect(rx.receive(packets: 100, batch: 16, expectedBytes: 64).errors == [])
+            try device.suspend()
+            let dirty = Set(log.harvest())
+            var rxWritten: Set<UInt64> = [], rxAll: Set<UInt64> = [], txAll: Set<UInt64> = []
+            for (i, h) in rx.bufferHosts.enumerated() {
+                let p = pages(rx.bufferAddresses[i], rx.bufferSize)
+                rxAll.formUnion(p)
+                let bytes = UnsafeRawBufferPointer(start: h, count: rx.bufferSize)
+                if bytes.contains(where: { $0 != 0xAA }) {
+                    // Only the pages holding changed bytes (a 2 KiB buffer lies in one page here).
+                    for (offset, b) in bytes.enumerated() where b != 0xAA { rxWritten.insert((rx.bufferAddresses[i] + UInt64(offset)) >> 12) }
+                }
+            }
+            for (i, _) in tx.bufferHosts.enumerated() { txAll.formUnion(pages(tx.bufferAddresses[i], tx.bufferSize)) }
+            var rings: Set<UInt64> = []
+            for q: UInt16 in [0, 1] {
+                let base = VirtioBinding<EventfdDoorbell>.iovaBase(q)
+                let firstBuffer = (q == 0 ? rx.bufferAddresses : tx.bufferAddresses).min()!
+                rings.formUnion(pages(base, Int(firstBuffer - base)))
+            }
+            #expect(!rxWritten.isEmpty && rxWritten != rxAll, "some receive buffers written, not all")
+            #expect(dirty.intersection(rxAll) == rxWritten, "receive pages: logged \(dirty.intersection(rxAll).count), written \(rxWritten.count)")
+            #expect(dirty.isDisjoint(with: txAll), "a transmit buffer page was logged")
+            #expect(dirty.subtracting(rxAll).isSubset(of: rings), "a page outside the rings and buffers was logged")
+            #expect(!dirty.intersection(rings).isEmpty, "the used rings were written")
+            #expect(log.marksOutside == 0)
+
+            // Logging stays on across suspend and resume; transmit alone dirties only ring pages.
+            try device.resume()
+            #expect(svq.dirtyLog === log)
+            _ = log.harvest()
+            #expect(tx.transmit(packets: 5_000, payloadBytes: 64, batch: 32).errors == [])
+            try device.suspend()
+            let second = Set(log.harvest())
+            #expect(!second.isEmpty && second.isSubset(of: rings), "\(second.subtracting(rings).sorted())")
+            try device.resume()
+        }
+        switch layout {
+        case .split:
+            var rx = try #require(binding.takeSplitQueue(0))
+            var tx = try #require(binding.takeSplitQueue(1))
+            try check(&rx, &tx)
+        case .packed:
+            var rx = try #require(binding.takePackedQueue(0))
+            var tx = try #require(binding.takePackedQueue(1))
+            try check(&rx, &tx)
+        }
+    }
+
+    /// Logging switched on while the device runs (the relay drains and restarts) and off again:
+    /// nothing lost, the device's checksum is the driver's.
+    @Test func dirtyLoggingSwitchesOnAndOffWhileTheDeviceRuns() throws {
+        let device = try makeShadowed("vdpa_sim+svq", kick: .busyPoll)
+        let svq = try #require(device as? ShadowVirtqueue<VDPASim>)
+        let binding = try VirtioBinding<BusyPollDoorbell>(device: device, bus: VDPABus(), layout: .split, queues: [0, 1], queueSize: 256,
+                                                          callBell: .allocated)
+        defer { binding.unbind() }
+        var tx = try #require(binding.takeSplitQueue(1))
+        #expect(svq.dirtyLog == nil)
+        let first = tx.transmit(packets: 10_000, payloadBytes: 64, batch: 32)
+        try svq.setDirtyLogging(true)
+        let log = try #require(svq.dirtyLog)
+        let second = tx.transmit(packets: 10_000, payloadBytes: 64, batch: 32)
+        #expect(log.dirtyPageCount > 0)
+        try svq.setDirtyLogging(false)
+        #expect(svq.dirtyLog == nil)
+        let third = tx.transmit(packets: 10_000, payloadBytes: 64, batch: 32)
+        #expect(first.errors + second.errors + third.errors == [])
+        #expect(device.counters.transmitted.load(ordering: .relaxed) == 30_000)
+        #expect(device.counters.transmitChecksum.load(ordering: .relaxed) == first.checksum &+ second.checksum &+ third.checksum)
+    }
+
     /// A driver buffer outside every region the driver mapped (so outside the IOVA tree,
     /// which covers exactly those): the relay's device half refuses the chain, the relay
     /// stops, the device sets NEEDS_RESET and says why; nothing reaches the parent.
@@ -162,6 +256,10 @@ extension MediationSuites {
     /// parameters, and offer no feature the relay cannot carry.
     @Test func theRegistryHasEveryParentShadowed() throws {
         #expect(ParentRegistry.shadowed.map(\.name) == ParentRegistry.names.map { $0 + "+svq" })
+        #expect(ParentRegistry.logged.map(\.name) == ParentRegistry.names.map { $0 + "+svq+log" })
+        #expect(ParentRegistry.unlogged("mlx5_vnet+svq+log") == "mlx5_vnet+svq")
+        #expect(ParentRegistry.unlogged("mlx5_vnet+svq") == nil)
+        #expect(try ParentRegistry.named("snet+svq+log").name == "snet+svq+log")
         for (p, s) in zip(ParentRegistry.all, ParentRegistry.shadowed) {
             #expect(s.layouts == p.layouts)
             #expect(s.modelParameters.map(\.name) == p.modelParameters.map(\.name))

@@ -118,6 +118,27 @@ struct MarkdownReportTests {
         #expect(try ResultsValidator.validate(doc).isEmpty)
     }
 
+    @Test func dirtyLoggingGetsItsCostNextToTheUnloggedRun() throws {
+        var doc = ResultsDocument.reportSample()
+        let ok = try #require(doc.scenarios.firstIndex { $0.status == .ok && $0.params.mediator != "none" })
+        var off = doc.scenarios[ok]
+        off.params.mediator = "vdpa_sim+svq"
+        off.params.doorbell = "busy-poll"
+        off.id = "split/busy-poll/vdpa_sim+svq/q256/b32/64B/4K/qp1"
+        off.cpuNsPerDescByThread = .init(driver: 10, device: 20, relay: 200)
+        var on = off
+        on.params.mediator = "vdpa_sim+svq+log"
+        on.id = "split/busy-poll/vdpa_sim+svq+log/q256/b32/64B/4K/qp1"
+        on.cpuNsPerDescByThread = .init(driver: 10, device: 20, relay: 212.25)
+        doc.scenarios += [off, on]
+        doc.comparisons = (doc.comparisons ?? []) + [.init(a: on.id, b: off.id, kind: .feature, ratio: 0.9512, ci95: [0.93, 0.97], rounds: 7,
+                                                           placement: "rtt-70ns", placementRoundTripNs: 70)]
+        let md = MarkdownReport.render(doc)
+        #expect(md.contains("## Dirty logging: what it costs"))
+        #expect(md.contains("| vdpa_sim+svq+log | split | virtio | busy-poll | 0.951 | [0.930, 0.970] | 7 | 212.3 | 200.0 | 12.3 |"), "\(md)")
+        #expect(!MarkdownReport.render(.reportSample()).contains("Dirty logging"))
+    }
+
     @Test func everyTableRowHasAsManyCellsAsTheHeader() {
         let md = MarkdownReport.render(.reportSample())
         let rows = md.split(separator: "\n").filter { $0.hasPrefix("| ") && $0.contains(" | 64 B | ") }

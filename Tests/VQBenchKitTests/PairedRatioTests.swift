@@ -74,6 +74,14 @@ struct PairedComparisonTests {
         ])
     }
 
+    @Test func aDirtyLogPairsWithTheSameShadowedParentWithoutIt() throws {
+        let svq = try ScenarioID(parsing: "packed/busy-poll/vp_vdpa+svq/q256/b32/64B/4K/qp1")
+        let logged = try ScenarioID(parsing: "packed/busy-poll/vp_vdpa+svq+log/q256/b32/64B/4K/qp1")
+        let splitLogged = try ScenarioID(parsing: "split/busy-poll/vp_vdpa+svq+log/q256/b32/64B/4K/qp1")
+        let described = Set(PairedComparisons.pairs([svq, logged, splitLogged]).map { "\($0.kind.rawValue) \($0.a) \($0.b)" })
+        #expect(described == ["feature \(logged) \(svq)", "layout \(logged) \(splitLogged)"])
+    }
+
     @Test func ratiosComeOnlyFromRoundsInOnePlacementClass() throws {
         // Round 2 of packed ran in another placement: it pairs with nothing.
         let classes = PlacementClasses.cluster([100, 101, 102, 340, 99])

@@ -2,10 +2,13 @@
 // round, and a comparison a ÷ b takes, round by round, a's rate over b's — only from rounds
 // in which both measurements fell in one placement class (each bracketed by cache-line
 // round trips). Which pairs are formed follows from the ids: packed vs split, a doorbell vs
-// polling, vhost vs virtio binding, and a mediated device vs its bare reference. The last
+// polling, vhost vs virtio binding, a feature on vs off (in-order; a shadowed parent's dirty
+// log), and a mediated device vs its bare reference. The last
 // is paired finer: inside each round, in short back-to-back pairs whose order alternates,
 // each half bracketed by its own round trips, so a placement change that lasts less than a
 // round spoils one short pair instead of the round.
+
+import Mediation
 
 /// One short pair inside a mediated scenario's round: the scenario and its bare reference
 /// back to back (either may run first), with the cache-line round trip before, between and
@@ -92,6 +95,11 @@ public enum PairedComparisons {
                 var poll = id
                 poll.doorbell = polled
                 if present.contains(poll) { out.append((id, poll, .doorbell)) }
+            }
+            if let off = ParentRegistry.unlogged(id.mediator) {
+                var unlogged = id
+                unlogged.mediator = off
+                if present.contains(unlogged) { out.append((id, unlogged, .feature)) }
             }
             if id.binding != "virtio" {
                 var virtio = id

@@ -14,6 +14,7 @@ public enum MarkdownReport {
         scenarios(doc.scenarios, notes: notes, into: &out)
         parents(doc.scenarios, controlPath: doc.controlPath ?? [], notes: notes, into: &out)
         shadowRelays(doc.scenarios, into: &out)
+        dirtyLogging(doc.scenarios, doc.comparisons ?? [], into: &out)
         footnotes(notes, into: &out)
         comparisons(doc.comparisons, into: &out)
         repeatSpread(doc.repeatSpread, into: &out)
@@ -186,7 +187,7 @@ public enum MarkdownReport {
     static func parents(_ all: [ScenarioResult], controlPath: [ResultsDocument.ControlPathOperation], notes: ModelledNotes,
                         into out: inout [String]) {
         // Each parent, then the same parent behind a shadow virtqueue.
-        let order = ParentRegistry.names.flatMap { [$0, ParentRegistry.shadowedName($0)] }
+        let order = ParentRegistry.names.flatMap { n in [n, ParentRegistry.shadowedName(n), ParentRegistry.loggedName(ParentRegistry.shadowedName(n))] }
         let mediated = all.filter { $0.params.mediator != "none" }.sorted { a, b in
             let (pa, pb) = (order.firstIndex(of: a.params.mediator) ?? order.count, order.firstIndex(of: b.params.mediator) ?? order.count)
             if pa != pb { return pa < pb }
@@ -251,6 +252,33 @@ public enum MarkdownReport {
                          ReportFormat.decimal(r.translationsPerDesc, 2), ReportFormat.decimal(r.deviceKicksPer1k, 1),
                          ReportFormat.decimal(r.driverInterruptsPer1k, 1), ReportFormat.decimal(r.idlePassesPer1k, 1),
                          ReportFormat.decimal(r.syscallsPer1k, 1)]
+            out.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        out.append("")
+    }
+
+    /// What dirty logging costs a shadowed parent: the paired ratio logged ÷ unlogged, and
+    /// the relay's CPU per descriptor with the log on and off.
+    static func dirtyLogging(_ all: [ScenarioResult], _ comparisons: [ResultsDocument.Comparison], into out: inout [String]) {
+        let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let rows = comparisons.filter { $0.kind == .feature && byID[$0.a].map { ParentRegistry.unlogged($0.params.mediator) != nil } == true }
+            .sorted { $0.a < $1.a }
+        guard !rows.isEmpty else { return }
+        out += ["## Dirty logging: what it costs", "",
+                "A shadowed parent with every page written into the driver's memory logged (used entries, received payloads; "
+                    + "VHOST_F_LOG_ALL, as during a migration) ÷ the same without the log, in paired rounds; relay CPU per "
+                    + "descriptor with the log on and off, and the difference.", "",
+                "| Mediator | Layout | Binding | Doorbell | logged ÷ unlogged | 95% CI | Rounds | Relay CPU ns/desc logged | unlogged | difference |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in rows {
+            guard let a = byID[c.a] else { continue }
+            let b = byID[c.b]
+            let on = a.cpuNsPerDescByThread?.relay, off = b?.cpuNsPerDescByThread?.relay
+            let p = a.params
+            let cells = [ReportFormat.cell(p.mediator), ReportFormat.cell(p.layout), ReportFormat.cell(p.binding), ReportFormat.cell(p.doorbell),
+                         ReportFormat.decimal(c.ratio, 3), interval(c.ci95) { ReportFormat.decimal($0, 3) }, String(c.rounds),
+                         on.map { ReportFormat.decimal($0, 1) } ?? "—", off.map { ReportFormat.decimal($0, 1) } ?? "—",
+                         on.flatMap { x in off.map { ReportFormat.decimal(x - $0, 1) } } ?? "—"]
             out.append("| " + cells.joined(separator: " | ") + " |")
         }
         out.append("")

@@ -17,7 +17,8 @@ extension ResultsDocument {
             case binding
             /// this build ÷ a base revision (`vqbench gate --against`).
             case revision
-            /// a negotiated feature on ÷ off at the same settings (VIRTIO_F_IN_ORDER).
+            /// a negotiated feature on ÷ off at the same settings (VIRTIO_F_IN_ORDER; VHOST_F_LOG_ALL:
+            /// a shadowed parent with dirty logging on ÷ off).
             case feature
         }
         public var a: String

@@ -32,6 +32,11 @@ public enum Suite: String, CaseIterable, Sendable {
             && shadowedParents.contains { ParentRegistry.shadowedName($0) == d.name } }.map(\.name)
     }
 
+    /// The shadowed parents with dirty logging on ("vp_vdpa+svq+log"), as `shadowedMediators`.
+    static func loggedMediators(for layout: RingLayoutKind) -> [String] {
+        shadowedMediators(for: layout).map(ParentRegistry.loggedName)
+    }
+
     /// The scenarios of this suite on a machine whose best ring memory is `memory`.
     public func scenarios(memory: String) -> [ScenarioID] {
         var ids: [ScenarioID] = []
@@ -55,6 +60,10 @@ public enum Suite: String, CaseIterable, Sendable {
                                               binding: binding))
                     }
                 }
+                // Dirty logging's cost: the shadowed parents with the log on, ÷ the same with it off.
+                for mediator in Self.loggedMediators(for: layout) {
+                    ids.append(ScenarioID(layout: layout.rawValue, doorbell: "busy-poll", mediator: mediator, memory: memory))
+                }
             }
         case .standard:
             for layout in RingLayoutKind.allCases {
@@ -67,8 +76,9 @@ public enum Suite: String, CaseIterable, Sendable {
                         }
                     }
                 }
-                // The shadowed parents: the relay polls (busy-poll) or sleeps on one eventfd.
-                for mediator in Self.shadowedMediators(for: layout) {
+                // The shadowed parents: the relay polls (busy-poll) or sleeps on one eventfd;
+                // with dirty logging off and on.
+                for mediator in Self.shadowedMediators(for: layout) + Self.loggedMediators(for: layout) {
                     for binding in ScenarioID.bindings {
                         for doorbell in ["busy-poll", "eventfd"] {
                             ids.append(ScenarioID(layout: layout.rawValue, doorbell: doorbell, mediator: mediator, memory: memory,
