@@ -103,7 +103,7 @@ struct GuestRingArea {
     /// split, the used entries in between and the used index; packed, the descriptor slots
     /// in between (each used descriptor is written at the first slot of its chain; slots
     /// skipped inside a chain share its page unless a chain spans 256 slots).
-    func markUsed(_ log: DirtyLog, from old: VDPAQueueState, to new: VDPAQueueState) {
+    func markUsed(_ log: DirtyLogWriter, from old: VDPAQueueState, to new: VDPAQueueState) {
         switch (old, new) {
         case let (.split(a), .split(b)):
             let count = Int(b.usedIndex &- a.usedIndex)
@@ -122,7 +122,7 @@ struct GuestRingArea {
 
     /// Marks the device's event suppression words (split: the used ring's flags and
     /// avail_event; packed: the device event suppression structure).
-    func markSuppression(_ log: DirtyLog) {
+    func markSuppression(_ log: DirtyLogWriter) {
         switch layout {
         case .split:
             log.mark(address: addresses.deviceArea, length: 2)
@@ -132,7 +132,7 @@ struct GuestRingArea {
         }
     }
 
-    private func markSlots(_ log: DirtyLog, base: UInt64, stride: Int, first: Int, count: Int) {
+    private func markSlots(_ log: DirtyLogWriter, base: UInt64, stride: Int, first: Int, count: Int) {
         let head = min(count, size &- first)
         log.mark(address: base &+ UInt64(first &* stride), length: UInt64(head &* stride))
         if count > head { log.mark(address: base, length: UInt64((count &- head) &* stride)) }
@@ -170,7 +170,7 @@ struct ShadowLink {
 
     /// Marks where the device wrote `length` bytes of shadow id `id`'s chain.
     @inline(__always)
-    func markWritten(_ log: DirtyLog, id: UInt16, length: UInt32) {
+    func markWritten(_ log: DirtyLogWriter, id: UInt16, length: UInt32) {
         guard length > 0 else { return }
         let w = writes[Int(id)]
         if w.length != GuestWrite.several.length {
@@ -362,7 +362,7 @@ func relayAvailable<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
 /// the device wrote into (as far as each used length says) are marked, as QEMU marks a
 /// buffer's pages when SVQ hands it back.
 func relayUsed<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
-    _ guest: inout Guest, _ shadow: inout Shadow, _ link: ShadowLink, log: DirtyLog?
+    _ guest: inout Guest, _ shadow: inout Shadow, _ link: ShadowLink, log: DirtyLogWriter?
 ) throws(RelayFailure) -> Int {
     let owners = link.owners
     do throws(VirtqueueError) {
@@ -406,7 +406,7 @@ func runShadowRelay<Guest: VirtqueueDeviceHalf & VDPAQueueStateReporting, Shadow
                     DeviceKick: DoorbellNotifier, Waiter: DoorbellWaiter>(
     _ q: inout ShadowRelayQueues<Guest, Shadow, DriverCall, DeviceKick>, wait: inout Waiter, tree: inout IOTLB,
     options: ShadowRelayOptions, counters: UnsafeMutablePointer<UInt64.AtomicRepresentation>, stop: UnsafeAtomic<Bool>,
-    log: DirtyLog? = nil
+    log: DirtyLogWriter? = nil
 ) -> String? {
     let scratch = RelayScratch(batch: options.batch)
     defer { scratch.deallocate() }

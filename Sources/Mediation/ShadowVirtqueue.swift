@@ -385,8 +385,10 @@ struct RelayLaunch<Inner: VDPAConfigOps>: DeviceDoorbellVisitor {
             let cpu0 = cplatform_thread_cpu_time_ns()
             let syscalls0 = wait.counters.syscalls
             let kicks0 = counters.deviceKicks
+            // The log outlives the relay (this closure holds it): its writer marks through plain pointers.
             let error = runShadowRelay(&q, wait: &wait, tree: &plan.tree, options: options, counters: words, stop: handle.stopFlag,
-                                       log: log)
+                                       log: log?.writer)
+            withExtendedLifetime(log) {}
             ShadowRelayCounters.add(words, .cpuNanoseconds, cplatform_thread_cpu_time_ns() &- cpu0)
             // Each kick of the parent is an eventfd write; each interrupt the driver's doorbell's own count.
             let calls = q.calls.reduce(0) { $0 &+ ($1?.counters.syscalls ?? 0) }

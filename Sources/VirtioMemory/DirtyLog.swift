@@ -41,28 +41,13 @@ public final class DirtyLog: @unchecked Sendable {
     /// Bytes the bitmap takes (what VHOST_SET_LOG_BASE's region must hold).
     public var bitmapBytes: Int { wordCount * 8 }
 
-    /// Marks every page of [address, address + length) dirty. One atomic OR per word of
-    /// pages touched (a 64-byte payload: one). releasing: pairs with `harvest()`'s
-    /// acquiring exchange, so the migration that sees the bit sees the write before it.
+    /// Marks every page of [address, address + length) dirty (see `DirtyLogWriter.mark`).
     @inlinable
-    public func mark(address: UInt64, length: UInt64) {
-        guard length > 0 else { return }
-        let (end, overflow) = address.addingReportingOverflow(length)
-        guard !overflow, end <= span else {
-            UnsafeAtomic<UInt64>(at: outside).wrappingIncrement(ordering: .relaxed)
-            return
-        }
-        var page = address >> UInt64(Self.pageShift)
-        let last = (end &- 1) >> UInt64(Self.pageShift)
-        while page <= last {
-            let word = Int(page >> 6)
-            let first = page & 63
-            let through = min(last, page | 63) & 63
-            let bits = (through - first == 63) ? ~UInt64(0) : ((UInt64(1) << (through - first + 1)) &- 1) << first
-            UnsafeAtomic<UInt64>(at: words + word).loadThenBitwiseOr(with: bits, ordering: .releasing)
-            page = (page | 63) &+ 1
-        }
-    }
+    public func mark(address: UInt64, length: UInt64) { writer.mark(address: address, length: length) }
+
+    /// The writing end, a value holding the bitmap's pointers and no reference: what a
+    /// datapath thread marks through, so marking retains nothing. Valid while the log lives.
+    @inlinable public var writer: DirtyLogWriter { DirtyLogWriter(words: words, span: span, outside: outside) }
 
     /// The dirty pages' numbers (address >> 12), ascending, each word cleared as it is read.
     /// acquiring: pairs with `mark`'s releasing OR.
@@ -87,4 +72,43 @@ public final class DirtyLog: @unchecked Sendable {
 
     /// Marks that reached past the covered span (a writer's address the log cannot hold).
     public var marksOutside: UInt64 { UnsafeAtomic<UInt64>(at: outside).load(ordering: .relaxed) }
+}
+
+/// `DirtyLog`'s writing end (see `DirtyLog.writer`).
+public struct DirtyLogWriter: @unchecked Sendable {
+    @usableFromInline let words: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+    @usableFromInline let span: UInt64
+    @usableFromInline let outside: UnsafeMutablePointer<UInt64.AtomicRepresentation>
+
+    @inlinable
+    init(words: UnsafeMutablePointer<UInt64.AtomicRepresentation>, span: UInt64,
+         outside: UnsafeMutablePointer<UInt64.AtomicRepresentation>) {
+        self.words = words
+        self.span = span
+        self.outside = outside
+    }
+
+    /// Marks every page of [address, address + length) dirty. One atomic OR per word of
+    /// pages touched (a 64-byte payload: one). releasing: pairs with `harvest()`'s
+    /// acquiring exchange, so the migration that sees the bit sees the write before it.
+    /// A range reaching past the log's span is counted (`marksOutside`), not written.
+    @inlinable
+    public func mark(address: UInt64, length: UInt64) {
+        guard length > 0 else { return }
+        let (end, overflow) = address.addingReportingOverflow(length)
+        guard !overflow, end <= span else {
+            UnsafeAtomic<UInt64>(at: outside).wrappingIncrement(ordering: .relaxed)
+            return
+        }
+        var page = address >> UInt64(DirtyLog.pageShift)
+        let last = (end &- 1) >> UInt64(DirtyLog.pageShift)
+        while page <= last {
+            let word = Int(page >> 6)
+            let first = page & 63
+            let through = min(last, page | 63) & 63
+            let bits = (through - first == 63) ? ~UInt64(0) : ((UInt64(1) << (through - first + 1)) &- 1) << first
+            UnsafeAtomic<UInt64>(at: words + word).loadThenBitwiseOr(with: bits, ordering: .releasing)
+            page = (page | 63) &+ 1
+        }
+    }
 }

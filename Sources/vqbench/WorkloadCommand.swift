@@ -2,6 +2,7 @@
 // (the function vqb_<layout>_single_thread_loop is what --toggle-collect names).
 
 import ArgumentParser
+import Mediation
 import VQBenchKit
 import Virtqueue
 import VirtioMemory
@@ -16,9 +17,33 @@ struct WorkloadCommand: ParsableCommand {
     @Option(help: "Descriptors per round.") var batch = 32
     @Option(help: "Queue size.") var queueSize = 256
     @Option(help: "Payload bytes.") var payload = 64
+    @Flag(help: "Run the shadow virtqueue's relay loop instead (receive buffers through the relay; vqb_svq_<layout>[_logged]_loop).")
+    var relay = false
+    @Flag(help: "With --relay: log dirty pages.") var logged = false
 
     func run() throws {
         guard let kind = RingLayoutKind(rawValue: layout) else { throw ValidationError("layout must be split or packed") }
+        guard !logged || relay else { throw ValidationError("--logged needs --relay") }
+        if relay {
+            let moved: Int
+            let pages: Int
+            switch kind {
+            case .split:
+                var b = try ShadowRelayWorkload.split(queueSize: queueSize, batch: batch, payloadBytes: payload)
+                defer { b.deallocate() }
+                moved = logged ? try ShadowRelayWorkload.splitLoggedLoop(&b, rounds: rounds, batch: batch)
+                    : try ShadowRelayWorkload.splitLoop(&b, rounds: rounds, batch: batch)
+                pages = b.log.dirtyPageCount
+            case .packed:
+                var b = try ShadowRelayWorkload.packed(queueSize: queueSize, batch: batch, payloadBytes: payload)
+                defer { b.deallocate() }
+                moved = logged ? try ShadowRelayWorkload.packedLoggedLoop(&b, rounds: rounds, batch: batch)
+                    : try ShadowRelayWorkload.packedLoop(&b, rounds: rounds, batch: batch)
+                pages = b.log.dirtyPageCount
+            }
+            print("descriptors \(moved) dirty pages \(pages)")
+            return
+        }
         var counters = LoopCounters()
         // The device's burst array, made here so the counted loop allocates nothing.
         let chains = UnsafeMutablePointer<Chain>.allocate(capacity: max(batch, 1))

@@ -270,3 +270,41 @@ extension MediationSuites {
     }
 }
 }
+
+/// The relay's single-thread loop (what `vqbench svq-cost` counts): every buffer comes back
+/// with the device's packet in it, and the logged loop's log holds exactly the buffers'
+/// pages and the driver ring's page.
+@Suite struct ShadowRelayWorkloadTests {
+    @Test(arguments: RingLayoutKind.allCases)
+    func theRelayLoopMovesEveryBufferAndLogsItsPages(_ layout: RingLayoutKind) throws {
+        func check<D, G, S, V>(_ b: inout ShadowRelayBench<D, G, S, V>, _ loop: (inout ShadowRelayBench<D, G, S, V>) throws -> Int,
+                               logged: Bool) throws {
+            // 10 rounds of 32 from a ring of 256: buffers 0 ..< 320 mod 256, so every buffer once at least.
+            #expect(try loop(&b) == 320)
+            let pages = Set(b.log.harvest())
+            guard logged else {
+                #expect(pages.isEmpty)
+                return
+            }
+            let bufferPages = Set(b.addresses.map { $0 >> 12 })
+            #expect(bufferPages.isSubset(of: pages))
+            let ringPages = pages.subtracting(bufferPages)
+            #expect(ringPages.count == 1, "\(ringPages.sorted())")
+            #expect(ringPages.first == b.arena.ringGPA >> 12 || ringPages.first == (b.arena.ringGPA + 4096) >> 12)
+        }
+        for logged in [false, true] {
+            switch layout {
+            case .split:
+                var b = try ShadowRelayWorkload.split()
+                defer { b.deallocate() }
+                try check(&b, { try logged ? ShadowRelayWorkload.splitLoggedLoop(&$0, rounds: 10, batch: 32)
+                                : ShadowRelayWorkload.splitLoop(&$0, rounds: 10, batch: 32) }, logged: logged)
+            case .packed:
+                var b = try ShadowRelayWorkload.packed()
+                defer { b.deallocate() }
+                try check(&b, { try logged ? ShadowRelayWorkload.packedLoggedLoop(&$0, rounds: 10, batch: 32)
+                                : ShadowRelayWorkload.packedLoop(&$0, rounds: 10, batch: 32) }, logged: logged)
+            }
+        }
+    }
+}
