@@ -168,6 +168,16 @@ struct ShadowLink {
         several.deallocate()
     }
 
+    /// Where each id's device writes land, without the rest of the link (a closure that
+    /// captured the link would retain its held chains' array).
+    var guestWrites: GuestWrites { GuestWrites(writes: writes, several: several) }
+}
+
+/// A link's table of where each shadow id's device writes land (see `ShadowLink`).
+struct GuestWrites {
+    let writes: UnsafeMutablePointer<GuestWrite>
+    let several: UnsafeMutablePointer<[GuestWrite]>
+
     /// Marks where the device wrote `length` bytes of shadow id `id`'s chain.
     @inline(__always)
     func markWritten(_ log: DirtyLogWriter, id: UInt16, length: UInt32) {
@@ -367,8 +377,9 @@ func relayUsed<Guest: VirtqueueDeviceHalf, Shadow: VirtqueueDriverHalf>(
     let owners = link.owners
     do throws(VirtqueueError) {
         if let log {
+            let writes = link.guestWrites
             return try shadow.reclaimBurst(maximum: shadow.queueSize) { used in
-                link.markWritten(log, id: used.id, length: used.length)
+                writes.markWritten(log, id: used.id, length: used.length)
                 guest.pushUsed(owners[Int(used.id)], length: used.length)
             }
         }

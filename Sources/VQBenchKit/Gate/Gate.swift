@@ -8,6 +8,7 @@
 
 import Doorbell
 import Foundation
+import Mediation
 import Synchronization
 import Virtqueue
 
@@ -39,6 +40,8 @@ public struct GateOptions: Sendable {
         ScenarioID(layout: "packed", doorbell: "eventfd", mediator: "vdpa_sim", memory: "4K"),
     ]
     public var specialisationDescriptors = 5_000
+    /// Gate A also counts the shadow virtqueue's relay loop, with dirty logging off and on.
+    public var relayLoops = true
     public var ratioRounds = 7
     /// Instruction workloads: rounds of 32 descriptors at the two sizes whose difference is used.
     public var smallRounds = 250
@@ -68,6 +71,56 @@ public enum Gate {
 
     static func workloadID(_ layout: RingLayoutKind) -> ScenarioID {
         ScenarioID(layout: layout.rawValue, doorbell: "none", memory: "4K")
+    }
+
+    /// One loop gate A counts: the slope of its instructions between two round counts.
+    struct CountedLoop {
+        var id: ScenarioID
+        var name: String
+        var function: String
+        var smallRounds: Int
+        var largeRounds: Int
+        var batch: Int
+        var arguments: @Sendable (Int) -> [String]
+
+        /// Its two callgrind runs (the small round count, then the large).
+        func jobs(_ counter: InstructionCounter) -> [@Sendable () throws -> CallgrindJobResult] {
+            [smallRounds, largeRounds].map { rounds in
+                let function = function, arguments = arguments(rounds)
+                return { .count(try counter.count(function: function, arguments: arguments)) }
+            }
+        }
+
+        /// Instructions per descriptor: the slope between the two runs, so set-up cancels.
+        func perDescriptor(small: CallgrindCount, large: CallgrindCount) -> Double {
+            Double(large.instructions - small.instructions) / Double((largeRounds - smallRounds) * batch)
+        }
+    }
+
+    /// What gate A counts: each layout's ring loop (driver and device halves on one thread),
+    /// and the shadow virtqueue's relay loop with dirty logging off and on (mediator
+    /// `svq-relay`, `svq-relay+log`: the same round through the relay, `vqbench svq-cost`).
+    static func countedLoops(_ options: GateOptions) -> [CountedLoop] {
+        var loops: [CountedLoop] = []
+        for layout in RingLayoutKind.allCases {
+            loops.append(CountedLoop(id: workloadID(layout), name: layout.rawValue, function: workloadFunction[layout]!,
+                                     smallRounds: options.smallRounds, largeRounds: options.largeRounds, batch: 32) { rounds in
+                ["workload", "--layout", layout.rawValue, "--rounds", String(rounds), "--batch", "32"]
+            })
+        }
+        guard options.relayLoops else { return loops }
+        for layout in RingLayoutKind.allCases {
+            for logged in [false, true] {
+                let id = ScenarioID(layout: layout.rawValue, doorbell: "none", mediator: logged ? "svq-relay+log" : "svq-relay", memory: "4K")
+                loops.append(CountedLoop(id: id, name: "\(layout.rawValue) relay\(logged ? " logged" : "")",
+                                         function: ShadowRelayWorkload.functionName(layout, logged: logged),
+                                         smallRounds: RelayCost.smallRounds, largeRounds: RelayCost.largeRounds, batch: RelayCost.batch) { rounds in
+                    ["workload", "--relay", "--layout", layout.rawValue, "--rounds", String(rounds), "--batch", String(RelayCost.batch)]
+                        + (logged ? ["--logged"] : [])
+                })
+            }
+        }
+        return loops
     }
 
     static func scheduleID(_ layout: RingLayoutKind, eventIndex: Bool) -> ScenarioID {
@@ -130,17 +183,9 @@ public enum Gate {
         // same whatever runs beside them (A's loops are single-threaded and deterministic,
         // the specialisation check only asks which functions ran).
         let counter = try InstructionCounter()
-        let layouts = RingLayoutKind.allCases
         var jobs: [@Sendable () throws -> CallgrindJobResult] = []
-        for layout in layouts {
-            let function = workloadFunction[layout]!
-            for rounds in [options.smallRounds, options.largeRounds] {
-                jobs.append {
-                    .count(try counter.count(function: function, arguments: ["workload", "--layout", layout.rawValue,
-                                                                             "--rounds", String(rounds), "--batch", "32"]))
-                }
-            }
-        }
+        let loops = countedLoops(options)
+        for loop in loops { jobs += loop.jobs(counter) }
         var specialisation: [(id: ScenarioID, jobs: Range<Int>)] = []
         for id in options.specialisationScenarios {
             if let why = ScenarioRunner(plan: MeasurementPlan(), probe: probe, placement: .current(), bareRingRate: 0).unavailabilityReason(id) {
@@ -157,19 +202,18 @@ public enum Gate {
         }
         let results = try CallgrindJobResult.runAll(jobs, width: max(1, ProcessInfo.processInfo.activeProcessorCount))
 
-        for (i, layout) in layouts.enumerated() {
+        for (i, loop) in loops.enumerated() {
             guard case let .count(small) = results[2 * i], case let .count(large) = results[2 * i + 1] else { continue }
-            let extraDescriptors = Double((options.largeRounds - options.smallRounds) * 32)
-            let perDesc = Double(large.instructions - small.instructions) / extraDescriptors
-            let descriptors = Double(options.largeRounds * 32)
-            var r = ScenarioResult(id: workloadID(layout).description, params: params(workloadID(layout)), status: .ok)
+            let perDesc = loop.perDescriptor(small: small, large: large)
+            let descriptors = Double(loop.largeRounds * loop.batch)
+            var r = ScenarioResult(id: loop.id.description, params: params(loop.id), status: .ok)
             r.instructionsPerDesc = perDesc
             r.counters = .init(kicksPer1k: 0, interruptsPer1k: 0, descPerKick: nil, syscallsPer1k: 0,
                                mallocsInLoop: Int(large.allocations))
             r.counters?.retainsPer1k = Double(large.referenceCounting) * 1000 / descriptors
             r.repetitions = 2
             scenarios.append(r)
-            log("A \(layout.rawValue): \(fixed(perDesc, 2)) instructions/descriptor (\(small.instructions) / \(large.instructions)), allocations \(large.allocations), retain/release \(large.referenceCounting)")
+            log("A \(loop.name): \(fixed(perDesc, 2)) instructions/descriptor (\(small.instructions) / \(large.instructions)), allocations \(large.allocations), retain/release \(large.referenceCounting)")
         }
 
         // B: every datapath ran specialised (no generic loop body, no hot-protocol witness).

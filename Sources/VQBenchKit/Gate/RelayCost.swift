@@ -22,33 +22,26 @@ public struct RelayCost: Sendable, Equatable, Codable {
     public static let largeRounds = 300
     public static let batch = 32
 
-    /// Measures both layouts, callgrind runs two at a time.
+    /// Measures both layouts: gate A's relay loops, callgrind runs as many at a time as there are CPUs.
     public static func measure() throws -> [RelayCost] {
         let counter = try InstructionCounter()
-        var jobs: [@Sendable () throws -> CallgrindJobResult] = []
+        let loops = Gate.countedLoops(GateOptions()).filter { $0.id.mediator.hasPrefix("svq-relay") }
+        let results = try CallgrindJobResult.runAll(loops.flatMap { $0.jobs(counter) },
+                                                    width: max(1, ProcessInfo.processInfo.activeProcessorCount))
+        func counts(_ i: Int) -> (CallgrindCount, CallgrindCount)? {
+            guard case let .count(small) = results[2 * i], case let .count(large) = results[2 * i + 1] else { return nil }
+            return (small, large)
+        }
+        var out: [RelayCost] = []
         for layout in RingLayoutKind.allCases {
-            for logged in [false, true] {
-                for rounds in [smallRounds, largeRounds] {
-                    let args = ["workload", "--relay", "--layout", layout.rawValue, "--rounds", String(rounds), "--batch", String(batch)]
-                        + (logged ? ["--logged"] : [])
-                    let function = ShadowRelayWorkload.functionName(layout, logged: logged)
-                    jobs.append { .count(try counter.count(function: function, arguments: args)) }
-                }
-            }
+            guard let off = loops.firstIndex(where: { $0.id.layout == layout.rawValue && $0.id.mediator == "svq-relay" }),
+                  let on = loops.firstIndex(where: { $0.id.layout == layout.rawValue && $0.id.mediator == "svq-relay+log" }),
+                  let a = counts(off), let b = counts(on) else { continue }
+            out.append(RelayCost(layout: layout.rawValue, unlogged: loops[off].perDescriptor(small: a.0, large: a.1),
+                                 logged: loops[on].perDescriptor(small: b.0, large: b.1),
+                                 allocations: a.1.allocations + b.1.allocations,
+                                 referenceCounting: a.1.referenceCounting + b.1.referenceCounting))
         }
-        let results = try CallgrindJobResult.runAll(jobs, width: max(1, ProcessInfo.processInfo.activeProcessorCount))
-        func count(_ i: Int) -> CallgrindCount {
-            guard case let .count(c) = results[i] else { return CallgrindCount(instructions: 0, allocations: 0, referenceCounting: 0) }
-            return c
-        }
-        let extra = Double((largeRounds - smallRounds) * batch)
-        return RingLayoutKind.allCases.enumerated().map { l, layout in
-            let base = 4 * l
-            let off = Double(count(base + 1).instructions - count(base).instructions) / extra
-            let on = Double(count(base + 3).instructions - count(base + 2).instructions) / extra
-            return RelayCost(layout: layout.rawValue, unlogged: off, logged: on,
-                             allocations: count(base + 1).allocations + count(base + 3).allocations,
-                             referenceCounting: count(base + 1).referenceCounting + count(base + 3).referenceCounting)
-        }
+        return out
     }
 }
