@@ -83,8 +83,10 @@ struct HeldChain {
 struct GuestWrite {
     var address: UInt64
     var length: UInt32
-    /// The chain has several writable segments: see the link's `multiple` table.
-    static let several = GuestWrite(address: 0, length: .max)
+    /// The chain has several writable segments: see the link's `several` table. No real
+    /// segment starts at the last address (its end would wrap, which the ring refuses).
+    static let several = GuestWrite(address: .max, length: .max)
+    var isSeveral: Bool { address == .max && length == .max }
     static let none = GuestWrite(address: 0, length: 0)
     init(address: UInt64, length: UInt32) {
         self.address = address
@@ -183,7 +185,7 @@ struct GuestWrites {
     func markWritten(_ log: DirtyLogWriter, id: UInt16, length: UInt32) {
         guard length > 0 else { return }
         let w = writes[Int(id)]
-        if w.length != GuestWrite.several.length {
+        if !w.isSeveral {
             log.mark(address: w.address, length: UInt64(min(length, w.length)))
             return
         }

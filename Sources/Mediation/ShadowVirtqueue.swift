@@ -106,9 +106,10 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
             let plan = try ShadowPlan(guest: guestMemory, ready: ready, layout: layout, alignment: Inner.vqAlignment)
             self.plan = plan
             let innerFeatures = try bringUpInner(plan, features: features, ready: ready, relayDoorbell: kick)
-            if logsDirtyPages && dirtyLog == nil {
-                dirtyLog = DirtyLog(covering: guestMemory.allRegions.map { $0.gpa &+ $0.size }.max() ?? 0)
-            }
+            // A log that cannot hold the driver's memory (a driver that re-mapped after a
+            // reset) is replaced: marks past its span would only be counted.
+            let span = guestMemory.allRegions.map { $0.gpa &+ $0.size }.max() ?? 0
+            if logsDirtyPages && (dirtyLog?.span ?? 0) < span { dirtyLog = DirtyLog(covering: span) }
             relay = try RelayThread.start(self, plan: plan, ready: ready, guestMemory: guestMemory, features: features,
                                           innerFeatures: innerFeatures, kick: kick, log: logsDirtyPages ? dirtyLog : nil)
             core.withState { $0.running = true }

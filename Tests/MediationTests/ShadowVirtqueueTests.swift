@@ -196,6 +196,35 @@ extension MediationSuites {
         }
     }
 
+    /// A receive chain of two writable segments: the packet spills from the first into the
+    /// second, and the log holds both pages (as far as the used length reaches) and no other.
+    @Test func aChainOfSeveralWritableSegmentsIsLoggedAsFarAsTheDeviceWrote() throws {
+        let device = try makeShadowed("vp_vdpa+svq+log", kick: .eventfd)
+        let svq = try #require(device as? ShadowVirtqueue<VPVDPA>)
+        let binding = try VirtioBinding<EventfdDoorbell>(device: device, bus: VDPABus(), layout: .split, queues: [0, 1], queueSize: 256,
+                                                         bufferSize: 2048, callBell: ())
+        defer { binding.unbind() }
+        var rx = try #require(binding.takeSplitQueue(0))
+        let log = try #require(svq.dirtyLog)
+        _ = log.harvest()
+        // 32 bytes at the start of buffer 0, the rest in buffer 4 (two pages on): a 64-byte packet spans both.
+        let first = rx.bufferAddresses[0], second = rx.bufferAddresses[4]
+        let chain = [Buffer(address: first, length: 32, isWritable: true), Buffer(address: second, length: 2048, isWritable: true)]
+        _ = try chain.withUnsafeBufferPointer { b throws(VirtqueueError) in try rx.driver.post(b) }
+        rx.driver.publish()
+        #expect(rx.kickIfNeeded() == nil)
+        var used: UsedBuffer?
+        for _ in 0..<2000 where used == nil {
+            used = try rx.driver.reclaim()
+            if used == nil { usleep(500) }
+        }
+        #expect(used?.length == 64)
+        try device.suspend()
+        let rxPages = Set(rx.bufferAddresses.map { $0 >> 12 })
+        #expect(Set(log.harvest()).intersection(rxPages) == [first >> 12, second >> 12])
+        try device.resume()
+    }
+
     /// Logging switched on while the device runs (the relay drains and restarts) and off again:
     /// nothing lost, the device's checksum is the driver's.
     @Test func dirtyLoggingSwitchesOnAndOffWhileTheDeviceRuns() throws {
