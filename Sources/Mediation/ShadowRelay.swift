@@ -84,9 +84,10 @@ struct GuestWrite {
     var address: UInt64
     var length: UInt32
     /// The chain has several writable segments: see the link's `several` table. No real
-    /// segment starts at the last address (its end would wrap, which the ring refuses).
+    /// segment starts at the last address (its end would wrap, which the ring refuses), so
+    /// the address alone tells (one compare per used buffer).
     static let several = GuestWrite(address: .max, length: .max)
-    var isSeveral: Bool { address == .max && length == .max }
+    var isSeveral: Bool { address == .max }
     static let none = GuestWrite(address: 0, length: 0)
     init(address: UInt64, length: UInt32) {
         self.address = address
