@@ -16,6 +16,8 @@ struct GateCommand: ParsableCommand {
     @Flag(help: "Skip gate C (in-run ratios), which takes a few seconds per scenario.") var skipRatios = false
     @Flag(help: "Skip gate B's specialisation check (seven datapath runs under callgrind, ~10 s): it needs no baseline, so a run that already passed it need not repeat it.")
     var skipSpecialisation = false
+    @Flag(help: "Report gate C's checks against the committed ratio baselines without failing on them (scripts/gate in CI: `gate --against` judges C there, both builds interleaved in the same rounds).")
+    var advisoryRatios = false
     @Option(name: .customLong("specialisation-scenario"),
             help: "Run gate B's specialisation check on this scenario id only (repeatable; default: its four scenarios).")
     var specialisationScenario: [String] = []
@@ -69,6 +71,7 @@ struct GateCommand: ParsableCommand {
             }
             outcome = outcome.withChecks(outcome.checks)
         }
+        if advisoryRatios { outcome = outcome.withChecks(Gate.advisory(outcome.checks)) }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let path = output + "/gate-" + outcome.observed.runID + ".json"
         try ResultsWriter.encode(outcome.observed).write(to: URL(fileURLWithPath: path))
