@@ -7,25 +7,21 @@ import Virtqueue
 /// One parent as everything outside it sees it: what it is, what it implements, and how to
 /// make an instance.
 public struct ParentDescriptor: Sendable {
-    public let name: String
-    public let strategy: String
+    public private(set) var name: String
+    public private(set) var strategy: String
     public let supportedOps: Set<ConfigOp>
     public let dmaModel: DMAModel
     public let offeredFeatures: VirtioFeatures
     public let modelParameters: [ModelParameter]
     public let layouts: [RingLayoutKind]
-    private let factory: @Sendable (ParentConfiguration) throws(MediationError) -> any VDPAConfigOps
+    private var factory: @Sendable (ParentConfiguration) throws(MediationError) -> any VDPAConfigOps
 
     /// `parent` behind a shadow virtqueue that logs dirty pages from DRIVER_OK on
     /// ("vp_vdpa+svq+log"): what a migration's logging costs, measured against "+svq".
     public init<P: VDPAConfigOps>(dirtyLogging type: ShadowVirtqueue<P>.Type) {
-        name = ParentRegistry.loggedName(ShadowVirtqueue<P>.parentName)
-        strategy = ShadowVirtqueue<P>.strategy + ", logging every page written into the driver's memory (VHOST_F_LOG_ALL)"
-        supportedOps = ShadowVirtqueue<P>.supportedOps
-        dmaModel = ShadowVirtqueue<P>.dmaModel
-        offeredFeatures = ShadowVirtqueue<P>.offeredFeatures
-        modelParameters = ShadowVirtqueue<P>.modelParameters
-        layouts = ShadowVirtqueue<P>.supportedLayouts
+        self.init(type)
+        name = ParentRegistry.loggedName(name)
+        strategy += ", logging every page written into the driver's memory (VHOST_F_LOG_ALL)"
         factory = { c throws(MediationError) in
             let svq = try ShadowVirtqueue<P>(c)
             try svq.setDirtyLogging(true)
@@ -51,43 +47,33 @@ public struct ParentDescriptor: Sendable {
 }
 
 public enum ParentRegistry {
-    /// Every parent, in the order suites and `mgmtdev show` list them.
-    public static let all: [ParentDescriptor] = [
-        ParentDescriptor(VPVDPA.self),
-        ParentDescriptor(VDPASim.self),
-        ParentDescriptor(IFCVF.self),
-        ParentDescriptor(ENIVDPA.self),
-        ParentDescriptor(MLX5VNet.self),
-        ParentDescriptor(OcteonEP.self),
-        ParentDescriptor(PDSVDPA.self),
-        ParentDescriptor(SNET.self),
+    /// A parent as the registry lists it: itself, behind a shadow virtqueue ("+svq"), and
+    /// that with dirty logging on ("+svq+log"). A new parent is one line here.
+    static func family<P: VDPAConfigOps>(_ type: P.Type) -> [ParentDescriptor] {
+        [ParentDescriptor(type), ParentDescriptor(ShadowVirtqueue<P>.self), ParentDescriptor(dirtyLogging: ShadowVirtqueue<P>.self)]
+    }
+
+    static let families: [[ParentDescriptor]] = [
+        family(VPVDPA.self),
+        family(VDPASim.self),
+        family(IFCVF.self),
+        family(ENIVDPA.self),
+        family(MLX5VNet.self),
+        family(OcteonEP.self),
+        family(PDSVDPA.self),
+        family(SNET.self),
     ]
+
+    /// Every parent, in the order suites and `mgmtdev show` list them.
+    public static let all: [ParentDescriptor] = families.map { $0[0] }
 
     public static var names: [String] { all.map(\.name) }
 
     /// Each parent behind a shadow virtqueue ("vp_vdpa+svq"), in the same order.
-    public static let shadowed: [ParentDescriptor] = [
-        ParentDescriptor(ShadowVirtqueue<VPVDPA>.self),
-        ParentDescriptor(ShadowVirtqueue<VDPASim>.self),
-        ParentDescriptor(ShadowVirtqueue<IFCVF>.self),
-        ParentDescriptor(ShadowVirtqueue<ENIVDPA>.self),
-        ParentDescriptor(ShadowVirtqueue<MLX5VNet>.self),
-        ParentDescriptor(ShadowVirtqueue<OcteonEP>.self),
-        ParentDescriptor(ShadowVirtqueue<PDSVDPA>.self),
-        ParentDescriptor(ShadowVirtqueue<SNET>.self),
-    ]
+    public static let shadowed: [ParentDescriptor] = families.map { $0[1] }
 
     /// Each shadowed parent with dirty-page logging on ("vp_vdpa+svq+log"), in the same order.
-    public static let logged: [ParentDescriptor] = [
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<VPVDPA>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<VDPASim>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<IFCVF>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<ENIVDPA>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<MLX5VNet>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<OcteonEP>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<PDSVDPA>.self),
-        ParentDescriptor(dirtyLogging: ShadowVirtqueue<SNET>.self),
-    ]
+    public static let logged: [ParentDescriptor] = families.map { $0[2] }
 
     /// The name of `parent` behind a shadow virtqueue.
     public static func shadowedName(_ parent: String) -> String { parent + "+svq" }
