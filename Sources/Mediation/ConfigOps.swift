@@ -140,6 +140,9 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     static var supportedLayouts: [RingLayoutKind] { get }
     /// get_vq_align: the split used ring's alignment the device needs (4096 for legacy).
     static var vqAlignment: Int { get }
+    /// Whether set_vq_state takes any valid position (what a migration's destination needs);
+    /// false for parents that accept only a queue's initial state, as virtio-pci based ones.
+    static var restoresQueueState: Bool { get }
     /// The parent's own way of carrying a shared control op to its device — register
     /// writes, a firmware command, a cached value — called before the core applies the op,
     /// so a refusal leaves the device as it was.
@@ -200,6 +203,7 @@ extension VDPAConfigOps {
     public func getVQNotification(_ queue: UInt16) throws(MediationError) -> DoorbellEndpoint { throw .unsupportedOp(.getVQNotification, parent: Self.parentName) }
     public static var supportedLayouts: [RingLayoutKind] { [.split, .packed] }
     public static var vqAlignment: Int { 64 }
+    public static var restoresQueueState: Bool { supportedOps.contains(.setVQState) }
     public func deliver(_ access: ControlAccess) throws(MediationError) {}
     public var modelledControlNanoseconds: Double { 0 }
     public var shadowRelay: ShadowRelayCounters? { nil }

@@ -101,6 +101,16 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
     /// eventfd without a wait queue, or one another queue already polls.
     case kickFdRejected(queue: UInt16, fd: Int32, DoorbellError)
 
+    // MARK: Migration
+    /// The source parent cannot suspend its queues, so no consistent state can be saved
+    /// while the driver's buffers are in flight.
+    case migrationNeedsSuspend(parent: String)
+    /// The destination does not offer every feature the driver negotiated with the source.
+    case migrationFeaturesMissing(destination: String, missing: UInt64)
+    /// The destination's set_vq_state takes only a queue's initial state, and the saved
+    /// position of `queue` is not that.
+    case migrationCannotRestore(destination: String, queue: UInt16)
+
     // MARK: Lifecycles
     /// An mdev create/remove with a string that is not a canonical GUID.
     case malformedGUID(String)
@@ -179,6 +189,12 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .vhostAddressUnmapped(a, l): return "vhost address 0x\(String(a, radix: 16))+\(l) is in no memory-table region"
         case let .vhostTimeout(m): return "vhost \(m): no answer from the binding in time"
         case let .kickFdRejected(q, fd, e): return "vhost VHOST_SET_VRING_KICK queue \(q): kick fd \(fd) cannot be polled: \(e)"
+        case let .migrationNeedsSuspend(parent):
+            return "\(parent) cannot suspend its queues, so their state cannot be saved while buffers are in flight: migrate it behind its shadow virtqueue (\(parent)+svq), as QEMU does"
+        case let .migrationCannotRestore(destination, queue):
+            return "\(destination) accepts only a queue's initial state and queue \(queue) has run: bring it up behind its shadow virtqueue (\(destination)+svq), whose relay restores the driver's position"
+        case let .migrationFeaturesMissing(destination, missing):
+            return "\(destination) does not offer features 0x\(String(missing, radix: 16)) the driver negotiated with the source: it cannot take the device over"
         case let .malformedGUID(g): return "'\(g)' is not a GUID (8-4-4-4-12 hex digits)"
         case let .duplicateGUID(g): return "an mdev with GUID \(g) already exists"
         case let .unknownMdevType(t): return "no mdev type \(t)"

@@ -14,6 +14,8 @@ public struct ParentDescriptor: Sendable {
     public let offeredFeatures: VirtioFeatures
     public let modelParameters: [ModelParameter]
     public let layouts: [RingLayoutKind]
+    /// Whether set_vq_state takes any valid position (a migration's destination needs it).
+    public let restoresQueueState: Bool
     private var factory: @Sendable (ParentConfiguration) throws(MediationError) -> any VDPAConfigOps
 
     /// `parent` behind a shadow virtqueue that logs dirty pages from DRIVER_OK on
@@ -37,6 +39,7 @@ public struct ParentDescriptor: Sendable {
         offeredFeatures = P.offeredFeatures
         modelParameters = P.modelParameters
         layouts = P.supportedLayouts
+        restoresQueueState = P.restoresQueueState
         factory = { c throws(MediationError) in try P(c) }
     }
 

@@ -45,7 +45,8 @@ public typealias VhostQueue<Driver: VirtqueueDriverHalf, B: EndpointDoorbell> = 
 /// The consumer: guest memory, bring-up by messages, then its queues. `B` is the transport
 /// of its interrupts (and of the notify area, when it maps one).
 public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
-    public let binding: VhostBinding
+    /// The device's binding (a migration replaces it with the destination's).
+    public internal(set) var binding: VhostBinding
     public let features: VirtioFeatures
     public let layout: RingLayoutKind
     /// The guest memory behind each queue, shared with the binding through its memfd.
@@ -54,6 +55,14 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
     public private(set) var timings: [LifecycleTiming] = []
     private var splitQueues: [UInt16: VhostQueue<SplitDriver, B>] = [:]
     private var packedQueues: [UInt16: VhostQueue<PackedDriver, B>] = [:]
+    /// What a migration hands the next device as it is: the queues, their size, the memory
+    /// table, each queue's kick eventfd (a writer kept here holds the fd open) and call doorbell.
+    let queueIndices: [UInt16]
+    let queueSize: Int
+    var memoryTable: [VhostMemoryRegion] = []
+    var kickWriters: [UInt16: WakeupEventfd.Notifier] = [:]
+    var callEndpoints: [UInt16: DoorbellEndpoint] = [:]
+    let probe: DoorbellProbe
 
     /// Guest address of queue `q`'s arena: queues get disjoint windows of guest memory.
     public static func guestBase(_ q: UInt16) -> UInt64 { 0x1_0000_0000 &* (UInt64(q) &+ 1) }
@@ -67,6 +76,9 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
                 callBell: B.Configuration, policy: BackingPolicy = .best, probe: DoorbellProbe = .current,
                 mapNotifyArea: Bool = true) throws {
         self.binding = binding
+        self.queueIndices = queues
+        self.queueSize = queueSize
+        self.probe = probe
         // What the consumer knows of the parent: the ops it answers (vhost-vdpa's backend features).
         let supportedOps = type(of: binding.device).supportedOps
         self.layout = layout
@@ -108,6 +120,7 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
                 regions.append(VhostMemoryRegion(guestAddress: Self.guestBase(q), size: UInt64(r.size), fd: fd))
             }
             try binding.handle(.setMemTable(regions))
+            memoryTable = regions
 
             var area: DoorbellEndpoint?
             if mapNotifyArea, supportedOps.contains(.getVQNotification), let first = queues.first(where: binding.device.kicksPassThrough),
@@ -125,10 +138,12 @@ public final class VhostFrontend<B: EndpointDoorbell>: @unchecked Sendable {
                     let n = try WakeupEventfd.make(probe: probe)
                     try binding.handle(.setVringKick(queue: q, fd: n.fd))
                     kick.eventfd = n
+                    kickWriters[q] = n.anotherWriter()
                 }
                 let call = try B.makeEndpoint(callBell, probe: probe)
                 let callW = try B.waiter(on: call)
                 try binding.handle(.setVringCall(queue: q, call))
+                callEndpoints[q] = call
                 try binding.handle(.setVringEnable(queue: q, true))
                 let bypass = supportedOps.contains(.getVQIRQ)
                 switch layout {

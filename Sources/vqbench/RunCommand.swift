@@ -18,6 +18,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Directory for results.") var output: String = "results"
     @Option(help: "Repetitions of each parent's lifecycle timed after mediated scenarios (0: skip).")
     var lifecycleRepetitions: Int = 10
+    @Option(help: "Repetitions of each parent pair of the live-migration matrix, run after mediated scenarios (0: skip).")
+    var migrationRepetitions: Int = 3
     @Option(name: .customLong("repeat"),
             help: "Run the suite N times; the last run's document also gets each paired ratio's median and spread (IQR / median) over the N.")
     var repeatCount: Int = 1
@@ -44,6 +46,8 @@ struct RunCommand: ParsableCommand {
         }
         guard lifecycleRepetitions >= 0 else { throw CLIError("--lifecycle-repetitions must not be negative") }
         options.lifecycleRepetitions = lifecycleRepetitions
+        guard migrationRepetitions >= 0 else { throw CLIError("--migration-repetitions must not be negative") }
+        options.migrationRepetitions = migrationRepetitions
         #if DEBUG
         options.buildConfig = "debug"
         print("warning: a debug build; quoted figures must come from `swift build -c release`")

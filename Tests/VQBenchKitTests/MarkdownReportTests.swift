@@ -139,6 +139,25 @@ struct MarkdownReportTests {
         #expect(!MarkdownReport.render(.reportSample()).contains("Dirty logging"))
     }
 
+    @Test func liveMigrationsGetATableWithModelledTimeMarkedAndFailuresInBold() throws {
+        var doc = ResultsDocument.reportSample()
+        doc.migrations = [
+            .init(from: "vdpa_sim", to: "mlx5_vnet", layout: "split", repetitions: 3, queueSize: 256, inFlight: 256,
+                  downtimeMedianNs: 812_340, downtimeMaxNs: 900_000,
+                  stepsNs: ["suspend": 120_000, "save": 15_000, "release_source": 22_000, "map": 80_000, "restore": 30_000, "resume": 95_500],
+                  modelledNs: ["map": 1_164_000, "resume": 1_160_000], carriedOver: 400, packets: 300_768, lost: 0, duplicated: 0, ok: true),
+            .init(from: "vp_vdpa+svq", to: "ifcvf", layout: "packed", repetitions: 3, queueSize: 256, inFlight: 256,
+                  downtimeMedianNs: 1_000, downtimeMaxNs: 2_000, stepsNs: [:], modelledNs: [:], carriedOver: 0, packets: 10, lost: 2,
+                  duplicated: 0, ok: false, errors: ["lost"]),
+        ]
+        let md = MarkdownReport.render(doc)
+        #expect(md.contains("## Live migration"))
+        #expect(md.contains("| vdpa_sim → mlx5_vnet | split | 812.3 | 120.0 | 15.0 | 22.0 | 80.0 | 30.0 | 95.5 | 2324.0 † | 400 | 0 | 0 | yes |"), "\(md)")
+        #expect(md.contains("| vp_vdpa+svq → ifcvf | packed | 1.0 | — | — | — | — | — | — | — | 0 | 2 | 0 | **no** |"), "\(md)")
+        #expect(!MarkdownReport.render(.reportSample()).contains("Live migration"))
+        #expect(try ResultsValidator.validate(doc).isEmpty)
+    }
+
     @Test func everyTableRowHasAsManyCellsAsTheHeader() {
         let md = MarkdownReport.render(.reportSample())
         let rows = md.split(separator: "\n").filter { $0.hasPrefix("| ") && $0.contains(" | 64 B | ") }

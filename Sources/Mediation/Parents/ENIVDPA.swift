@@ -36,6 +36,8 @@ public final class ENIVDPA: VDPAConfigOps, @unchecked Sendable {
             + "every kick trapped and relayed to the notify port, a vector per queue with bypass, split only"
     }
     public static var dmaModel: DMAModel { .platformIOMMU }
+    /// set_vq_state accepts only a queue's initial state.
+    public static var restoresQueueState: Bool { false }
     public static var supportedOps: Set<ConfigOp> { ConfigOp.mandatory.union([.getVQIRQ, .setVQState]) }
     public static var supportedLayouts: [RingLayoutKind] { [.split] }
     public static var vqAlignment: Int { 4096 }

@@ -36,6 +36,8 @@ public final class OcteonEP: VDPAConfigOps, @unchecked Sendable {
             + "doorbell passed through with notification data, one shared vector whose handler scans every queue"
     }
     public static var dmaModel: DMAModel { .platformIOMMU }
+    /// set_vq_state accepts only a queue's initial state.
+    public static var restoresQueueState: Bool { false }
     public static var supportedOps: Set<ConfigOp> {
         ConfigOp.mandatory.subtracting([.kickVQ]).union([.kickVQWithData, .getVQNotification, .setVQState])
     }

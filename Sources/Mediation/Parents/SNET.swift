@@ -33,6 +33,8 @@ public final class SNET: VDPAConfigOps, @unchecked Sendable {
             + "every kick trapped to a kick register, a vector per queue, suspend without resume"
     }
     public static var dmaModel: DMAModel { .platformIOMMU }
+    /// set_vq_state accepts only a queue's initial state.
+    public static var restoresQueueState: Bool { false }
     public static var supportedOps: Set<ConfigOp> { ConfigOp.mandatory.union([.getVQIRQ, .suspend, .setVQState]) }
     static let handshake = ModelParameter(name: "snet_config_handshake_ns", value: 100_000, unit: "ns",
                                           source: "assumed: no public measurement of the DPU's configuration handshake")

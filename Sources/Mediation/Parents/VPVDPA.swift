@@ -31,6 +31,8 @@ public final class VPVDPA: VDPAConfigOps, @unchecked Sendable {
         "a virtio-pci device as vDPA: common-config registers, notify area passed through, per-queue interrupt bypass, platform IOMMU"
     }
     public static var dmaModel: DMAModel { .platformIOMMU }
+    /// set_vq_state accepts only a queue's initial state.
+    public static var restoresQueueState: Bool { false }
     public static var supportedOps: Set<ConfigOp> {
         ConfigOp.mandatory.union([.kickVQWithData, .getVQNotification, .getVQIRQ, .getVQState, .setVQState])
     }

@@ -156,6 +156,7 @@ public enum Gate {
             run.plan.secondsPerScenario = options.ratioSecondsPerScenario
             run.plan.rounds = options.ratioRounds
             run.lifecycleRepetitions = 0
+            run.migrationRepetitions = 0
             let doc = try Engine.run(run) { log("C " + $0) }
             calibration = doc.calibration
             scenarios += doc.scenarios

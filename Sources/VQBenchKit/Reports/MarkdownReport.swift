@@ -19,6 +19,7 @@ public enum MarkdownReport {
         comparisons(doc.comparisons, into: &out)
         repeatSpread(doc.repeatSpread, into: &out)
         controlPath(doc.controlPath, into: &out)
+        migrations(doc.migrations, into: &out)
         gate(doc.gate, into: &out)
         return out.joined(separator: "\n") + "\n"
     }
@@ -352,6 +353,32 @@ public enum MarkdownReport {
             let us = { (x: Double) in ReportFormat.decimal(x / 1000, 1) }
             out.append("| " + [ReportFormat.cell(o.parent), ReportFormat.cell(o.operation), us(o.medianNs), us(o.p99Ns),
                                us(o.minNs), us(o.maxNs), String(o.count)].joined(separator: " | ") + " |")
+        }
+        out.append("")
+    }
+
+    static func migrations(_ all: [ResultsDocument.Migration]?, into out: inout [String]) {
+        guard let all, !all.isEmpty else { return }
+        out += ["## Live migration", "",
+                "Each pair: the guest transmits numbered, checksummed packets through the source, stops with a queue's worth of "
+                    + "buffers in flight, the device moves to a fresh destination under the same vhost consumer, and the guest goes on "
+                    + "(medians over the repetitions, µs). Downtime is the guest's stop → the destination's first completion back at the "
+                    + "guest. A source that cannot suspend, or a destination that can only take a queue's initial state, runs behind its "
+                    + "shadow virtqueue (`+svq`). Modelled † is the parents' firmware and register time (never inside the measured "
+                    + "steps); carried is how many in-flight buffers the destination completed; lost and duplicated are counted by "
+                    + "packet and checksum.",
+                "", "| From → to | Layout | Downtime | Suspend | Save | Release | Map | Restore | Resume | Modelled † | Carried | Lost | Dup | OK |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        let us = { (x: Double?) in x.map { ReportFormat.decimal($0 / 1000, 1) } ?? "—" }
+        for m in all {
+            let modelled = m.modelledNs.keys.sorted().reduce(0.0) { $0 + m.modelledNs[$1]! }
+            let cells = [
+                ReportFormat.cell("\(m.from) → \(m.to)"), m.layout, us(m.downtimeMedianNs),
+                us(m.stepsNs["suspend"]), us(m.stepsNs["save"]), us(m.stepsNs["release_source"]), us(m.stepsNs["map"]),
+                us(m.stepsNs["restore"]), us(m.stepsNs["resume"]), modelled > 0 ? us(modelled) + " †" : "—",
+                String(m.carriedOver), String(m.lost), String(m.duplicated), m.ok ? "yes" : "**no**",
+            ]
+            out.append("| " + cells.joined(separator: " | ") + " |")
         }
         out.append("")
     }

@@ -18,6 +18,8 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
     public var scenarios: [ScenarioResult]
     /// Each parent's lifecycle operations, timed over repetitions (`vqbench lifecycle`).
     public var controlPath: [ControlPathOperation]?
+    /// Live migrations under traffic, per parent pair and layout (`vqbench migrate --matrix`).
+    public var migrations: [Migration]?
     /// Paired ratios: a and b measured in the same interleaved rounds and placement class.
     public var comparisons: [Comparison]?
     /// Spread of each paired ratio across the runs of `vqbench run --repeat N`.
@@ -28,7 +30,7 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", tool, startedAt = "started_at", durationSeconds = "duration_s"
-        case suite, filter, machine, calibration, scenarios, controlPath = "control_path", comparisons
+        case suite, filter, machine, calibration, scenarios, controlPath = "control_path", migrations, comparisons
         case repeatSpread = "repeat", gate, ratioBaselines = "ratio_baselines"
     }
 
@@ -52,6 +54,59 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
             self.p99Ns = p99Ns
             self.minNs = minNs
             self.maxNs = maxNs
+        }
+    }
+
+    /// One source → destination parent pair on one layout, over its repetitions: each a
+    /// migration with a queue's worth of buffers in flight at the guest's stop.
+    public struct Migration: Sendable, Codable, Equatable {
+        public var from: String
+        public var to: String
+        public var layout: String
+        public var repetitions: Int
+        public var queueSize: Int
+        public var inFlight: Int
+        /// The guest's stop → the destination's first completion back at the guest.
+        public var downtimeMedianNs: Double
+        public var downtimeMaxNs: Double
+        /// Median measured time of each step (suspend, save, check_destination,
+        /// release_source, negotiate, map, restore, resume).
+        public var stepsNs: [String: Double]
+        /// Median modelled time of each step that has one (firmware, register flights): † in reports.
+        public var modelledNs: [String: Double]
+        /// Buffers in flight at the stop that the destination completed, over all repetitions.
+        public var carriedOver: Int
+        /// Packets the guest posted, over all repetitions.
+        public var packets: Int
+        public var lost: Int
+        public var duplicated: Int
+        /// Every repetition moved the device, with its config, nothing lost, checksums equal.
+        public var ok: Bool
+        public var errors: [String]?
+        enum CodingKeys: String, CodingKey {
+            case from, to, layout, repetitions, queueSize = "queue_size", inFlight = "in_flight"
+            case downtimeMedianNs = "downtime_median_ns", downtimeMaxNs = "downtime_max_ns", stepsNs = "steps_ns"
+            case modelledNs = "modelled_ns", carriedOver = "carried_over", packets, lost, duplicated, ok, errors
+        }
+        public init(from: String, to: String, layout: String, repetitions: Int, queueSize: Int, inFlight: Int,
+                    downtimeMedianNs: Double, downtimeMaxNs: Double, stepsNs: [String: Double], modelledNs: [String: Double],
+                    carriedOver: Int, packets: Int, lost: Int, duplicated: Int, ok: Bool, errors: [String]? = nil) {
+            self.from = from
+            self.to = to
+            self.layout = layout
+            self.repetitions = repetitions
+            self.queueSize = queueSize
+            self.inFlight = inFlight
+            self.downtimeMedianNs = downtimeMedianNs
+            self.downtimeMaxNs = downtimeMaxNs
+            self.stepsNs = stepsNs
+            self.modelledNs = modelledNs
+            self.carriedOver = carriedOver
+            self.packets = packets
+            self.lost = lost
+            self.duplicated = duplicated
+            self.ok = ok
+            self.errors = errors
         }
     }
 

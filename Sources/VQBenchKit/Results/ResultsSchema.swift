@@ -22,6 +22,11 @@ extension ResultsValidator {
     "calibration": { "type": "object", "$ref": "#/$defs/Calibration" },
     "scenarios": { "type": "array", "items": { "type": "object", "$ref": "#/$defs/Scenario" } },
     "control_path": { "type": ["array", "null"], "items": { "type": "object", "$ref": "#/$defs/ControlPathOperation" } },
+    "migrations": {
+      "type": ["array", "null"],
+      "description": "Live migrations under traffic, one entry per source → destination parent pair and layout.",
+      "items": { "type": "object", "$ref": "#/$defs/Migration" }
+    },
     "comparisons": {
       "type": ["array", "null"],
       "description": "Paired ratios a ÷ b, a and b measured in the same interleaved rounds and placement class.",
@@ -36,6 +41,28 @@ extension ResultsValidator {
     }
   },
   "$defs": {
+    "Migration": {
+      "required": ["from", "to", "layout", "repetitions", "queue_size", "in_flight", "downtime_median_ns", "downtime_max_ns",
+                   "steps_ns", "modelled_ns", "carried_over", "packets", "lost", "duplicated", "ok"],
+      "properties": {
+        "from": { "type": "string" },
+        "to": { "type": "string" },
+        "layout": { "type": "string", "enum": ["split", "packed"] },
+        "repetitions": { "type": "integer", "minimum": 1 },
+        "queue_size": { "type": "integer", "minimum": 1 },
+        "in_flight": { "type": "integer", "minimum": 0, "description": "Buffers the guest had posted and not got back when it stopped." },
+        "downtime_median_ns": { "type": "number", "minimum": 0, "description": "The guest's stop → the destination's first completion back at the guest." },
+        "downtime_max_ns": { "type": "number", "minimum": 0 },
+        "steps_ns": { "type": "object", "additionalProperties": { "type": "number", "minimum": 0 }, "description": "Median measured time per step." },
+        "modelled_ns": { "type": "object", "additionalProperties": { "type": "number", "minimum": 0 }, "description": "Median modelled time per step (firmware, register flights); never inside steps_ns." },
+        "carried_over": { "type": "integer", "minimum": 0 },
+        "packets": { "type": "integer", "minimum": 0 },
+        "lost": { "type": "integer", "minimum": 0 },
+        "duplicated": { "type": "integer", "minimum": 0 },
+        "ok": { "type": "boolean" },
+        "errors": { "type": ["array", "null"], "items": { "type": "string" } }
+      }
+    },
     "ControlPathOperation": {
       "required": ["parent", "operation", "count", "median_ns", "p99_ns", "min_ns", "max_ns"],
       "properties": {

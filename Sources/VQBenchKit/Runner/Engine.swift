@@ -18,6 +18,10 @@ public struct RunOptions: Sendable {
     /// Repetitions of each parent's lifecycle timed after the scenarios when any scenario
     /// is mediated (0: none).
     public var lifecycleRepetitions = 10
+    /// Repetitions of each pair of the live-migration matrix (0: none), when the run has mediated scenarios.
+    public var migrationRepetitions = 3
+    /// Packets through the source before each migration, and through the destination after.
+    public var migrationPackets = 50_000
     public var toolVersion = "0.1.0"
     public var buildConfig = "release"
     public init() {}
@@ -78,17 +82,26 @@ public enum Engine {
             controlPath = try LifecycleRun.run(repetitions: options.lifecycleRepetitions, placement: placement, probe: probe)
             log("control path: \(LifecycleRun.parents.count) parents' lifecycles × \(options.lifecycleRepetitions) (\(fixed(Double(cplatform_monotonic_ns() - t) / 1e9, 1)) s)")
         }
+        var migrations: [ResultsDocument.Migration]?
+        if options.migrationRepetitions > 0 && ids.contains(where: { $0.mediator != "none" }) {
+            let t = cplatform_monotonic_ns()
+            migrations = try MigrationRun.matrix(repetitions: options.migrationRepetitions, packets: options.migrationPackets,
+                                                 placement: placement, probe: probe, log: log)
+            log("migrations took \(fixed(Double(cplatform_monotonic_ns() - t) / 1e9, 1)) s")
+        }
         var doc = calibration.document
         doc.placements = runner.placementsSeen
         doc.placementClasses = measured.classes
         let git = MachineInfo.gitState()
-        return ResultsDocument(
+        var document = ResultsDocument(
             tool: .init(name: "vqbench", version: options.toolVersion, gitCommit: git.commit, dirty: git.dirty,
                         toolchain: MachineInfo.toolchain(), buildConfig: options.buildConfig),
             startedAt: ISO8601DateFormatter().string(from: startedAt),
             durationSeconds: Double(cplatform_monotonic_ns() - t0) / 1e9,
             suite: options.suite.rawValue, filter: options.filter, machine: machine,
             calibration: doc, scenarios: results, controlPath: controlPath, comparisons: measured.comparisons)
+        document.migrations = migrations
+        return document
     }
 
     /// Measurement order within a round (indices into `ids`): by mediator and the settings

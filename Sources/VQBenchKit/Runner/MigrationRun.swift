@@ -1,0 +1,254 @@
+// A live migration under traffic, measured: a vhost consumer (the VMM) transmits numbered,
+// checksummed packets through a device of one parent, posts a last burst and stops its
+// "vCPU" with those buffers in flight, migrates the device to a fresh instance of another
+// (or the same) parent, and goes on transmitting through the destination. The guest's
+// thread runs the migration itself while it is stopped (QEMU's migration thread, with the
+// vCPUs paused), so nothing else drives the queues meanwhile.
+//
+// Downtime is what the guest sees: from its stop (its last kick) to the first buffer the
+// destination completes. Nothing may be lost or duplicated: every packet the guest posted is
+// consumed by exactly one of the two devices (counts and payload checksums must add up) and
+// comes back to the guest exactly once, in order.
+
+import CPlatform
+import Doorbell
+import Mediation
+import Virtqueue
+
+public enum MigrationRun {
+    public struct Options: Sendable {
+        public var from: String
+        public var to: String
+        public var layout: RingLayoutKind
+        public var queueSize = 256
+        /// Packets transmitted through the source before the stop, and through the destination after.
+        public var packetsBefore = 100_000
+        public var packetsAfter = 100_000
+        /// Buffers posted as the guest's last act before it stops (at most the queue size).
+        public var inFlight = 256
+        /// Whether the guest kicks for its last burst before it stops (false: it stopped
+        /// between publishing and kicking, so only the destination's first kick makes
+        /// anyone look at those buffers).
+        public var kicksLastBurst = true
+        public var payloadBytes = 64
+        public var batch = 32
+        public var placement: ThreadPlacement = .current()
+        public var probe: DoorbellProbe = .current
+        public init(from: String, to: String, layout: RingLayoutKind) {
+            self.from = from
+            self.to = to
+            self.layout = layout
+        }
+    }
+
+    /// What one migration showed.
+    public struct Outcome: Sendable {
+        public var options: Options
+        public var record = MigrationRecord(source: "", destination: "")
+        /// Packets the guest posted, in all.
+        public var sent = 0
+        /// Packets the guest got back, in all.
+        public var reclaimed = 0
+        /// Consumed by each device (its transmit counter).
+        public var bySource: UInt64 = 0
+        public var byDestination: UInt64 = 0
+        /// Of the buffers in flight at the stop, those the source had not consumed: the
+        /// destination's to complete.
+        public var carriedOver = 0
+        /// The guest's stop → the destination's first completion back at the guest.
+        public var downtimeNanoseconds: UInt64 = 0
+        /// The sum of the payload checksums of every packet the guest posted.
+        public var guestChecksum: UInt64 = 0
+        /// Whether the devices' payload checksums add up to the guest's.
+        public var checksumsAgree = false
+        public var configCarried = false
+        public var beforePacketsPerSecond = 0.0
+        public var afterPacketsPerSecond = 0.0
+        public var errors: [String] = []
+        /// Why the migration was refused before the source was released (the guest then
+        /// went on through the source; nothing may be lost either way).
+        public var refusal: String?
+
+        public var lost: Int { max(0, sent - Int(bySource + byDestination)) }
+        public var duplicated: Int { max(0, Int(bySource + byDestination) - sent) }
+        /// Nothing lost or duplicated, and every buffer back at the guest.
+        public var intact: Bool { errors.isEmpty && lost == 0 && duplicated == 0 && checksumsAgree && reclaimed == sent }
+        /// The device moved, with its config, and nothing was lost or duplicated.
+        public var ok: Bool { intact && refusal == nil && configCarried }
+    }
+
+    /// The parents a migration matrix covers (issue: vdpa_sim, mlx5_vnet, ifcvf, vp_vdpa via SVQ).
+    public static let matrixParents = ["vdpa_sim", "mlx5_vnet", "ifcvf", "vp_vdpa"]
+
+    /// The parent a source runs as: itself when it can suspend, else behind its shadow
+    /// virtqueue from the start (QEMU's x-svq), the only way it can be migrated.
+    public static func sourceParent(_ name: String) throws -> String {
+        let d = try ParentRegistry.named(name)
+        return d.supportedOps.contains(.suspend) ? name : ParentRegistry.shadowedName(name)
+    }
+
+    /// The parent a destination runs as: itself when its set_vq_state takes any position,
+    /// else behind its shadow virtqueue (the relay restores the driver's position; the
+    /// parent's own rings start from their initial state).
+    public static func destinationParent(_ name: String) throws -> String {
+        try ParentRegistry.named(name).restoresQueueState ? name : ParentRegistry.shadowedName(name)
+    }
+
+    public static func run(_ options: Options) throws -> Outcome {
+        let sourceDescriptor = try ParentRegistry.named(options.from)
+        let destinationDescriptor = try ParentRegistry.named(options.to)
+        let bus = VDPABus()
+        let source = try sourceDescriptor.make(ParentConfiguration(name: "vdpa0", deviceCPU: options.placement.deviceCPU, probe: options.probe))
+        let destination = try destinationDescriptor.make(ParentConfiguration(name: "vdpa1", deviceCPU: options.placement.deviceCPU, probe: options.probe))
+        let sourceBinding = try VhostBinding(device: source, bus: bus)
+        let destinationBinding = try VhostBinding(device: destination, bus: bus)
+        defer {
+            sourceBinding.unbind()
+            destinationBinding.unbind()
+        }
+        let slot = Slot(Outcome(options: options))
+        let thread = try PinnedThread(cpu: options.placement.driverCPU, name: "vqb-migrate") {
+            do {
+                let frontend = try VhostFrontend<EventfdDoorbell>(binding: sourceBinding, layout: options.layout, queues: [0, 1],
+                                                                  queueSize: options.queueSize, callBell: (), probe: options.probe)
+                defer { frontend.close() }
+                switch options.layout {
+                case .split:
+                    var tx = frontend.takeSplitQueue(1)!
+                    drill(&tx, frontend, destinationBinding, source.counters, options, into: &slot.value)
+                case .packed:
+                    var tx = frontend.takePackedQueue(1)!
+                    drill(&tx, frontend, destinationBinding, source.counters, options, into: &slot.value)
+                }
+            } catch {
+                slot.value.errors.append("\(error)")
+            }
+        }
+        thread.join()
+        var out = slot.value
+        out.bySource = source.counters.transmitted.load(ordering: .relaxed)
+        out.byDestination = destination.counters.transmitted.load(ordering: .relaxed)
+        let deviceChecksum = source.counters.transmitChecksum.load(ordering: .relaxed)
+            &+ destination.counters.transmitChecksum.load(ordering: .relaxed)
+        out.checksumsAgree = deviceChecksum == out.guestChecksum
+        return out
+    }
+
+    /// The guest's side, on its own thread: traffic, stop, migrate, traffic.
+    static func drill<D: VirtqueueDriverHalf>(_ tx: inout VhostQueue<D, EventfdDoorbell>, _ frontend: VhostFrontend<EventfdDoorbell>,
+                                             _ destination: VhostBinding, _ sourceCounters: NetDeviceCounters, _ options: Options,
+                                             into out: inout Outcome) {
+        let before = tx.transmit(packets: options.packetsBefore, payloadBytes: options.payloadBytes, batch: options.batch)
+        out.errors += before.errors
+        out.reclaimed += before.packets
+        out.sent += options.packetsBefore
+        out.guestChecksum &+= before.checksum
+        out.beforePacketsPerSecond = before.packetsPerSecond
+        guard out.errors.isEmpty else { return }
+
+        let inFlight = min(options.inFlight, options.queueSize)
+        let posted = tx.postInFlight(count: inFlight, payloadBytes: options.payloadBytes, firstSequence: UInt64(options.packetsBefore),
+                                     kicks: options.kicksLastBurst)
+        out.sent += inFlight
+        out.guestChecksum &+= posted.checksum
+        let stoppedAt = cplatform_monotonic_ns()
+        if let e = posted.error { out.errors.append(e); return }
+
+        // The guest is stopped: the migration runs.
+        do {
+            let (record, kicks) = try frontend.migrate(to: destination)
+            out.record = record
+            out.configCarried = record.destinationConfig == record.config && !record.config.isEmpty
+            tx.kick = kicks[tx.index]!
+        } catch {
+            // Refused before the source was released: the guest goes on through the source.
+            out.refusal = "\(error)"
+        }
+
+        // The guest runs again: the buffers still in flight come back — first the source's
+        // (already in the used ring, in order), then the destination's.
+        let consumedBySource = Int(sourceCounters.transmitted.load(ordering: .relaxed)) - options.packetsBefore
+        if out.refusal == nil { out.carriedOver = inFlight - consumedBySource }
+        var drained = tx.drainInFlight(mark: consumedBySource + 1)
+        out.reclaimed += drained.reclaimed
+        if let e = drained.error { out.errors.append(e); return }
+        var firstByDestination = out.carriedOver > 0 ? drained.markedAt : nil
+        if firstByDestination == nil && out.refusal == nil {
+            // The source had consumed everything in flight: the destination's first
+            // completion is of the next burst.
+            let burst = min(options.batch, options.packetsAfter)
+            let probe = tx.postInFlight(count: burst, payloadBytes: options.payloadBytes,
+                                        firstSequence: UInt64(options.packetsBefore + inFlight))
+            out.sent += burst
+            out.guestChecksum &+= probe.checksum
+            if let e = probe.error { out.errors.append(e); return }
+            drained = tx.drainInFlight(mark: 1)
+            out.reclaimed += drained.reclaimed
+            if let e = drained.error { out.errors.append(e); return }
+            firstByDestination = drained.markedAt
+        }
+        if let firstByDestination { out.downtimeNanoseconds = firstByDestination &- stoppedAt }
+
+        let rest = options.packetsBefore + options.packetsAfter + inFlight - out.sent
+        if rest > 0 {
+            let after = tx.transmit(packets: rest, payloadBytes: options.payloadBytes, batch: options.batch,
+                                    firstSequence: UInt64(out.sent))
+            out.errors += after.errors
+            out.reclaimed += after.packets
+            out.sent += rest
+            out.guestChecksum &+= after.checksum
+            out.afterPacketsPerSecond = after.packetsPerSecond
+        }
+    }
+
+    /// Every pair of ``matrixParents`` (each behind its shadow virtqueue where it cannot
+    /// suspend as a source or restore as a destination) on each layout both run, `repetitions`
+    /// times each: the results document's `migrations`.
+    public static func matrix(repetitions: Int, packets: Int, queueSize: Int = 256, placement: ThreadPlacement,
+                              probe: DoorbellProbe = .current, log: (String) -> Void = { _ in }) throws -> [ResultsDocument.Migration] {
+        var figures: [ResultsDocument.Migration] = []
+        for kind in RingLayoutKind.allCases {
+            for a in matrixParents {
+                for b in matrixParents {
+                    let from = try sourceParent(a)
+                    let to = try destinationParent(b)
+                    guard try [from, to].allSatisfy({ try ParentRegistry.named($0).layouts.contains(kind) }) else { continue }
+                    var options = Options(from: from, to: to, layout: kind)
+                    options.packetsBefore = packets
+                    options.packetsAfter = packets
+                    options.queueSize = queueSize
+                    options.inFlight = queueSize
+                    options.placement = placement
+                    options.probe = probe
+                    var outcomes: [Outcome] = []
+                    for _ in 0..<max(repetitions, 1) { outcomes.append(try run(options)) }
+                    figures.append(figure(outcomes, options))
+                }
+            }
+        }
+        log("migrations: \(figures.count) parent pairs × layouts × \(repetitions), \(figures.filter { !$0.ok }.count) not ok")
+        return figures
+    }
+
+    static func figure(_ outcomes: [Outcome], _ options: Options) -> ResultsDocument.Migration {
+        let downtimes = outcomes.map { Double($0.downtimeNanoseconds) }.sorted()
+        var steps: [String: [Double]] = [:]
+        var modelled: [String: [Double]] = [:]
+        for o in outcomes {
+            for s in o.record.steps {
+                steps[s.name, default: []].append(Double(s.nanoseconds))
+                if s.modelledNanoseconds > 0 { modelled[s.name, default: []].append(s.modelledNanoseconds) }
+            }
+        }
+        let errors = outcomes.flatMap { $0.errors + ($0.refusal.map { ["refused: " + $0] } ?? []) }
+        return ResultsDocument.Migration(
+            from: options.from, to: options.to, layout: options.layout.rawValue, repetitions: outcomes.count,
+            queueSize: options.queueSize, inFlight: options.inFlight,
+            downtimeMedianNs: quantile(sorted: downtimes, 0.5), downtimeMaxNs: downtimes.last ?? 0,
+            stepsNs: steps.mapValues { quantile(sorted: $0.sorted(), 0.5) },
+            modelledNs: modelled.mapValues { quantile(sorted: $0.sorted(), 0.5) },
+            carriedOver: outcomes.reduce(0) { $0 + $1.carriedOver }, packets: outcomes.reduce(0) { $0 + $1.sent },
+            lost: outcomes.reduce(0) { $0 + $1.lost }, duplicated: outcomes.reduce(0) { $0 + $1.duplicated },
+            ok: outcomes.allSatisfy(\.ok), errors: errors.isEmpty ? nil : errors)
+    }
+}
