@@ -179,10 +179,17 @@ public final class VhostBinding: @unchecked Sendable {
     /// not the guest address, so a missed translation cannot pass unnoticed.
     public static var physicalOffset: UInt64 { 0x100_0000_0000 }
 
+    /// Whether SET_MEM_TABLE pins every page of the consumer's memory (mlock), as vhost-vdpa
+    /// pins guest memory before a device may DMA into it (its IOTLB or IOMMU map of pinned
+    /// pages); false maps without pinning, as for a parent that works on virtual addresses
+    /// (vdpa_sim's use_va, VDUSE).
+    public let pinsGuestMemory: Bool
+
     /// Claims `device` for the vhost bus driver (its class must match).
-    public init(device: any VDPAConfigOps, bus: VDPABus) throws(MediationError) {
+    public init(device: any VDPAConfigOps, bus: VDPABus, pinsGuestMemory: Bool = false) throws(MediationError) {
         self.device = device
         self.bus = bus
+        self.pinsGuestMemory = pinsGuestMemory
         try timed("bind", into: &timingLog) { () throws(MediationError) in try bus.claim(device, driver: BusDriver.vhost.name) }
     }
 
@@ -316,7 +323,7 @@ public final class VhostBinding: @unchecked Sendable {
                 guard r.guestAddress <= UInt64.max - Self.physicalOffset - r.size else {
                     throw .addressOverflow(gpa: r.guestAddress, length: r.size)
                 }
-                let m = try PeerMapping(fd: r.fd, offset: Int(r.offset), size: Int(r.size))
+                let m = try PeerMapping(fd: r.fd, offset: Int(r.offset), size: Int(r.size), pinned: pinsGuestMemory)
                 mapped.append(m)
                 let physicalAddress = r.guestAddress &+ Self.physicalOffset
                 guest.append(GuestRegion(gpa: r.guestAddress, size: r.size, host: m.base))

@@ -32,10 +32,20 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Packets through the source before the stop, and through the destination after.") var packets: Int = 100_000
     @Option(help: "Queue size.") var queueSize: Int = 256
     @Option(help: "With --matrix: migrations per pair (the table shows medians).") var repetitions: Int = 3
+    @Flag(help: "Time a destination's map of the guest's memory (VHOST_SET_MEM_TABLE) as it grows, per DMA strategy.")
+    var mapSweep = false
+    @Option(help: "With --map-sweep: the largest guest memory, in GiB (1, 2, 4, … up to it; needs that much free memory).")
+    var maxGib: Int = 8
+    @Flag(help: "With --map-sweep: guest memory of 2 MiB huge pages (reserve them first: /proc/sys/vm/nr_hugepages).")
+    var hugetlb = false
 
     func run() throws {
         if matrix {
             try runMatrix()
+            return
+        }
+        if mapSweep {
+            try runMapSweep()
             return
         }
         guard let from, let to else { throw CLIError("give --from PARENT and --to PARENT, or --matrix") }
@@ -86,6 +96,20 @@ struct MigrateCommand: ParsableCommand {
             lines.append(out.ok ? "  migration: ok" : "  migration: FAILED")
         }
         return lines.joined(separator: "\n")
+    }
+
+    func runMapSweep() throws {
+        guard maxGib >= 1 else { throw CLIError("--max-gib must be at least 1") }
+        let sizes = sequence(first: 1) { $0 * 2 <= maxGib ? $0 * 2 : nil }.map { $0 }
+        print("map time as guest memory grows (VHOST_SET_MEM_TABLE of one region of touched memfd pages, "
+              + "\(hugetlb ? "2 MiB huge pages" : "4 KiB pages"); median of 3)\(Self.buildNote)")
+        let figures = try MapTimeRun.run(gibibytes: sizes, hugetlb: hugetlb) { print($0) }
+        print("strategy (parent) | GiB | map | per GiB | modelled †")
+        for f in figures {
+            let ms = Double(f.mapNanoseconds) / 1e6
+            print("\(f.strategy) (\(f.parent)) | \(f.gibibytes) | \(fixed(ms, 2)) ms | \(fixed(ms / Double(f.gibibytes), 2)) ms | "
+                  + (f.modelledNanoseconds > 0 ? "\(fixed(f.modelledNanoseconds / 1000, 1)) µs †" : "—"))
+        }
     }
 
     func runMatrix() throws {
