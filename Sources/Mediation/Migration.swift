@@ -235,4 +235,43 @@ extension DriverQueue {
         }
         return (reclaimed, markedAt, nil)
     }
+
+    /// Posts `count` receive buffers from buffer slot 0 (every earlier buffer must be back),
+    /// publishes them and, with `kicks`, kicks: the receive side of the guest's last act.
+    public mutating func postReceiveInFlight(count: Int, kicks: Bool = true) -> String? {
+        do throws(VirtqueueError) {
+            for i in 0..<min(count, bufferAddresses.count) {
+                _ = try driver.post(Buffer(address: bufferAddresses[i], length: UInt32(bufferSize), isWritable: true))
+            }
+        } catch {
+            return "queue \(index): driver: \(error)"
+        }
+        driver.publish()
+        return kicks ? kickIfNeeded() : nil
+    }
+
+    /// Reclaims every receive buffer in flight (posted from slot 0, in order), checking the
+    /// `i`-th packet back against sequence number `sequence(i)` and `expectedBytes`: returns
+    /// how many came back, or the first packet that was wrong.
+    public mutating func drainReceived(expectedBytes: Int, sequence: (Int) -> UInt64) -> (reclaimed: Int, error: String?) {
+        var reclaimed = 0
+        driver.disableInterrupts()
+        do throws(VirtqueueError) {
+            while driver.buffersInFlight > 0 {
+                var got = 0
+                while let used = try driver.reclaim() {
+                    let i = reclaimed &+ got
+                    if let e = Self.check(bufferHosts[i % bufferHosts.count], used.length, sequence(i), expectedBytes) {
+                        return (i, "queue \(index): receive buffer \(i) back after the stop: \(e), expected packet \(sequence(i))")
+                    }
+                    got &+= 1
+                }
+                reclaimed &+= got
+                if got == 0, let e = awaitUsed() { return (reclaimed, e) }
+            }
+        } catch {
+            return (reclaimed, "queue \(index): driver: \(error)")
+        }
+        return (reclaimed, nil)
+    }
 }

@@ -75,7 +75,7 @@ struct MigrateCommand: ParsableCommand {
         var lines: [String] = []
         let o = out.options
         lines.append("  traffic before: \(o.packetsBefore) packets at \(fixed(out.beforePacketsPerSecond / 1e6, 2)) Mpkt/s")
-        lines.append("  guest stops after its last kick: \(min(o.inFlight, o.queueSize)) buffers in flight")
+        lines.append("  guest stops after its last kick: \(min(o.inFlight, o.queueSize)) transmit and as many receive buffers in flight")
         for s in out.record.steps {
             let modelled = s.modelledNanoseconds > 0 ? "   + \(fixed(s.modelledNanoseconds / 1000, 1)) µs modelled †" : ""
             lines.append("  " + s.name.padding(toLength: 18, withPad: " ", startingAt: 0) + us(s.nanoseconds).leftPadded(12) + modelled)
@@ -88,6 +88,9 @@ struct MigrateCommand: ParsableCommand {
         lines.append("  consumed by source \(out.bySource), by destination \(out.byDestination); the guest posted \(out.sent), got back \(out.reclaimed); "
                      + "lost \(out.lost), duplicated \(out.duplicated); checksums \(out.checksumsAgree ? "agree" : "DIFFER")"
                      + (out.refusal == nil ? "; config \(out.configCarried ? "carried" : "NOT carried")" : ""))
+        lines.append("  receive: filled by source \(out.receivedBySource), by destination \(out.receivedByDestination) "
+                     + "(\(out.receiveCarriedOver) of the buffers in flight); the guest posted \(out.receivePosted), got back "
+                     + "\(out.receiveReclaimed), every packet's number and bytes checked; lost \(out.receiveLost), duplicated \(out.receiveDuplicated)")
         for e in out.errors { lines.append("  error: \(e)") }
         if let r = out.refusal {
             lines.append("  migration refused before the source was released: \(r)")

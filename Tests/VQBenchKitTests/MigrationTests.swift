@@ -1,7 +1,7 @@
 // Live migration under traffic: every pair of the matrix (vdpa_sim, mlx5_vnet, ifcvf and
 // vp_vdpa, each behind its shadow virtqueue where it cannot suspend or restore) on both
-// layouts moves the device with buffers in flight, and every packet is consumed by exactly
-// one device and comes back once; a migration that cannot be done is refused with the
+// layouts moves the device with transmit and receive buffers in flight, and every packet is
+// consumed (or written) by exactly one device and comes back once, checked; a migration that cannot be done is refused with the
 // reason, before the source is given up, and the guest goes on through the source.
 
 import Mediation
@@ -28,6 +28,11 @@ import Virtqueue
         #expect(Int(out.bySource + out.byDestination) == out.sent, "\(what): each packet consumed by exactly one device")
         #expect(out.lost == 0 && out.duplicated == 0, "\(what)")
         #expect(out.checksumsAgree, "\(what): the devices saw every payload byte the guest wrote")
+        // Receive: every buffer filled by exactly one device and back at the guest, each
+        // packet's number and bytes checked by the guest (an error above otherwise).
+        #expect(out.receivePosted >= 2 * packets + out.options.inFlight, "\(what)")
+        #expect(out.receiveReclaimed == out.receivePosted, "\(what)")
+        #expect(Int(out.receivedBySource + out.receivedByDestination) == out.receivePosted, "\(what)")
     }
 
     static var pairs: [(String, String)] {
@@ -49,7 +54,8 @@ import Virtqueue
             #expect(out.record.steps.map(\.name) == ["suspend", "save", "check_destination", "release_source", "negotiate", "map", "restore", "resume"])
             #expect(out.downtimeNanoseconds > 0, "\(what)")
             #expect(out.carriedOver >= 0 && out.carriedOver <= out.options.inFlight, "\(what)")
-            carried += out.carriedOver
+            #expect(out.receiveCarriedOver >= 0 && out.receiveCarriedOver <= out.options.inFlight, "\(what)")
+            carried += out.carriedOver + out.receiveCarriedOver
         }
         // Not every source finishes its last burst before the suspend: buffers in flight
         // really moved between devices somewhere in the matrix.

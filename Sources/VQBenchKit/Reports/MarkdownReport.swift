@@ -360,13 +360,13 @@ public enum MarkdownReport {
     static func migrations(_ all: [ResultsDocument.Migration]?, into out: inout [String]) {
         guard let all, !all.isEmpty else { return }
         out += ["## Live migration", "",
-                "Each pair: the guest transmits numbered, checksummed packets through the source, stops with a queue's worth of "
-                    + "buffers in flight, the device moves to a fresh destination under the same vhost consumer, and the guest goes on "
+                "Each pair: the guest transmits numbered, checksummed packets through the source and receives its numbered packets, "
+                    + "stops with a queue's worth of transmit and receive buffers in flight, the device moves to a fresh destination under the same vhost consumer, and the guest goes on "
                     + "(medians over the repetitions, µs). Downtime is the guest's stop → the destination's first completion back at the "
                     + "guest. A source that cannot suspend, or a destination that can only take a queue's initial state, runs behind its "
                     + "shadow virtqueue (`+svq`). Modelled † is the parents' firmware and register time (never inside the measured "
-                    + "steps); carried is how many in-flight buffers the destination completed; lost and duplicated are counted by "
-                    + "packet and checksum.",
+                    + "steps); carried is how many in-flight buffers the destination completed; lost and duplicated count both "
+                    + "directions, by packet and checksum (receive: every packet's number and bytes checked by the guest).",
                 "", "| From → to | Layout | Downtime | Suspend | Save | Release | Map | Restore | Resume | Modelled † | Carried | Lost | Dup | OK |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         let us = { (x: Double?) in x.map { ReportFormat.decimal($0 / 1000, 1) } ?? "—" }

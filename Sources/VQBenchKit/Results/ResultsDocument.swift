@@ -74,9 +74,11 @@ public struct ResultsDocument: Codable, Sendable, Equatable {
         public var stepsNs: [String: Double]
         /// Median modelled time of each step that has one (firmware, register flights): † in reports.
         public var modelledNs: [String: Double]
-        /// Buffers in flight at the stop that the destination completed, over all repetitions.
+        /// Buffers in flight at the stop that the destination completed (transmit and
+        /// receive), over all repetitions.
         public var carriedOver: Int
-        /// Packets the guest posted, over all repetitions.
+        /// Packets the guest sent and buffers it posted for receiving, over all repetitions;
+        /// lost and duplicated count both directions.
         public var packets: Int
         public var lost: Int
         public var duplicated: Int

@@ -68,11 +68,26 @@ public enum MigrationRun {
         /// Why the migration was refused before the source was released (the guest then
         /// went on through the source; nothing may be lost either way).
         public var refusal: String?
+        /// The receive direction: packets the devices wrote into the guest's buffers, each
+        /// checked by the guest (number and every byte), across the same migration.
+        public var receivedBySource: UInt64 = 0
+        public var receivedByDestination: UInt64 = 0
+        /// Receive buffers the guest posted, and got back checked.
+        public var receivePosted = 0
+        public var receiveReclaimed = 0
+        /// Of the receive buffers in flight at the stop, those the destination filled.
+        public var receiveCarriedOver = 0
 
         public var lost: Int { max(0, sent - Int(bySource + byDestination)) }
         public var duplicated: Int { max(0, Int(bySource + byDestination) - sent) }
-        /// Nothing lost or duplicated, and every buffer back at the guest.
-        public var intact: Bool { errors.isEmpty && lost == 0 && duplicated == 0 && checksumsAgree && reclaimed == sent }
+        /// Receive buffers posted and never filled or filled twice (each buffer holds one packet).
+        public var receiveLost: Int { max(0, receivePosted - Int(receivedBySource + receivedByDestination)) }
+        public var receiveDuplicated: Int { max(0, Int(receivedBySource + receivedByDestination) - receivePosted) }
+        /// Nothing lost or duplicated either way, and every buffer back at the guest.
+        public var intact: Bool {
+            errors.isEmpty && lost == 0 && duplicated == 0 && checksumsAgree && reclaimed == sent
+                && receiveLost == 0 && receiveDuplicated == 0 && receiveReclaimed == receivePosted
+        }
         /// The device moved, with its config, and nothing was lost or duplicated.
         public var ok: Bool { intact && refusal == nil && configCarried }
     }
@@ -114,11 +129,13 @@ public enum MigrationRun {
                 defer { frontend.close() }
                 switch options.layout {
                 case .split:
+                    var rx = frontend.takeSplitQueue(0)!
                     var tx = frontend.takeSplitQueue(1)!
-                    drill(&tx, frontend, destinationBinding, source.counters, options, into: &slot.value)
+                    drill(&tx, &rx, frontend, destinationBinding, source.counters, options, into: &slot.value)
                 case .packed:
+                    var rx = frontend.takePackedQueue(0)!
                     var tx = frontend.takePackedQueue(1)!
-                    drill(&tx, frontend, destinationBinding, source.counters, options, into: &slot.value)
+                    drill(&tx, &rx, frontend, destinationBinding, source.counters, options, into: &slot.value)
                 }
             } catch {
                 slot.value.errors.append("\(error)")
@@ -131,11 +148,14 @@ public enum MigrationRun {
         let deviceChecksum = source.counters.transmitChecksum.load(ordering: .relaxed)
             &+ destination.counters.transmitChecksum.load(ordering: .relaxed)
         out.checksumsAgree = deviceChecksum == out.guestChecksum
+        out.receivedBySource = source.counters.received.load(ordering: .relaxed)
+        out.receivedByDestination = destination.counters.received.load(ordering: .relaxed)
         return out
     }
 
     /// The guest's side, on its own thread: traffic, stop, migrate, traffic.
-    static func drill<D: VirtqueueDriverHalf>(_ tx: inout VhostQueue<D, EventfdDoorbell>, _ frontend: VhostFrontend<EventfdDoorbell>,
+    static func drill<D: VirtqueueDriverHalf>(_ tx: inout VhostQueue<D, EventfdDoorbell>, _ rx: inout VhostQueue<D, EventfdDoorbell>,
+                                             _ frontend: VhostFrontend<EventfdDoorbell>,
                                              _ destination: VhostBinding, _ sourceCounters: NetDeviceCounters, _ options: Options,
                                              into out: inout Outcome) {
         let before = tx.transmit(packets: options.packetsBefore, payloadBytes: options.payloadBytes, batch: options.batch)
@@ -144,6 +164,11 @@ public enum MigrationRun {
         out.sent += options.packetsBefore
         out.guestChecksum &+= before.checksum
         out.beforePacketsPerSecond = before.packetsPerSecond
+        // Received through the source: numbered from 0 (a fresh device), every byte checked.
+        let receivedBefore = rx.receive(packets: options.packetsBefore, batch: options.batch, expectedBytes: options.payloadBytes)
+        out.errors += receivedBefore.errors
+        out.receivePosted += options.packetsBefore
+        out.receiveReclaimed += receivedBefore.packets
         guard out.errors.isEmpty else { return }
 
         let inFlight = min(options.inFlight, options.queueSize)
@@ -151,6 +176,8 @@ public enum MigrationRun {
                                      kicks: options.kicksLastBurst)
         out.sent += inFlight
         out.guestChecksum &+= posted.checksum
+        if let e = rx.postReceiveInFlight(count: inFlight, kicks: options.kicksLastBurst) { out.errors.append(e); return }
+        out.receivePosted += inFlight
         let stoppedAt = cplatform_monotonic_ns()
         if let e = posted.error { out.errors.append(e); return }
 
@@ -188,6 +215,21 @@ public enum MigrationRun {
             firstByDestination = drained.markedAt
         }
         if let firstByDestination { out.downtimeNanoseconds = firstByDestination &- stoppedAt }
+
+        // The receive buffers in flight: the source's packets (numbered on from its count),
+        // then the destination's (numbered from 0: the destination is a fresh device).
+        let filledBySource = Int(sourceCounters.received.load(ordering: .relaxed)) - options.packetsBefore
+        if out.refusal == nil { out.receiveCarriedOver = inFlight - filledBySource }
+        let back = rx.drainReceived(expectedBytes: options.payloadBytes) { i in
+            i < filledBySource || out.refusal != nil ? UInt64(options.packetsBefore + i) : UInt64(i - filledBySource)
+        }
+        out.receiveReclaimed += back.reclaimed
+        if let e = back.error { out.errors.append(e); return }
+        let receivedAfter = rx.receive(packets: options.packetsAfter, batch: options.batch, expectedBytes: options.payloadBytes,
+                                       firstSequence: UInt64(out.refusal == nil ? out.receiveCarriedOver : options.packetsBefore + inFlight))
+        out.errors += receivedAfter.errors
+        out.receivePosted += options.packetsAfter
+        out.receiveReclaimed += receivedAfter.packets
 
         let rest = options.packetsBefore + options.packetsAfter + inFlight - out.sent
         if rest > 0 {
@@ -247,8 +289,10 @@ public enum MigrationRun {
             downtimeMedianNs: quantile(sorted: downtimes, 0.5), downtimeMaxNs: downtimes.last ?? 0,
             stepsNs: steps.mapValues { quantile(sorted: $0.sorted(), 0.5) },
             modelledNs: modelled.mapValues { quantile(sorted: $0.sorted(), 0.5) },
-            carriedOver: outcomes.reduce(0) { $0 + $1.carriedOver }, packets: outcomes.reduce(0) { $0 + $1.sent },
-            lost: outcomes.reduce(0) { $0 + $1.lost }, duplicated: outcomes.reduce(0) { $0 + $1.duplicated },
+            carriedOver: outcomes.reduce(0) { $0 + $1.carriedOver + $1.receiveCarriedOver },
+            packets: outcomes.reduce(0) { $0 + $1.sent + $1.receivePosted },
+            lost: outcomes.reduce(0) { $0 + $1.lost + $1.receiveLost },
+            duplicated: outcomes.reduce(0) { $0 + $1.duplicated + $1.receiveDuplicated },
             ok: outcomes.allSatisfy(\.ok), errors: errors.isEmpty ? nil : errors)
     }
 }
