@@ -183,6 +183,11 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     func setMap(_ mappings: [IOTLB.Mapping]) throws(MediationError)
     func dmaMap(_ mapping: IOTLB.Mapping) throws(MediationError)
     func dmaUnmap(iova: UInt64, size: UInt64) throws(MediationError)
+    /// A platform-IOMMU parent's domain changed while its device runs (IOTLB updates from a
+    /// front end with a vIOMMU, `op` being the one that changed it): a parent that can take
+    /// the new domain live does; the default refuses with
+    /// ``MediationError/mappingChangeWhileRunning(op:)`` and keeps the old one.
+    func replacePlatformDomainWhileRunning(_ memory: GuestMemory, op: ConfigOp) throws(MediationError)
 }
 
 extension VDPAConfigOps {
@@ -216,6 +221,9 @@ extension VDPAConfigOps {
     public func setMap(_ mappings: [IOTLB.Mapping]) throws(MediationError) { throw .unsupportedOp(.setMap, parent: Self.parentName) }
     public func dmaMap(_ mapping: IOTLB.Mapping) throws(MediationError) { throw .unsupportedOp(.dmaMap, parent: Self.parentName) }
     public func dmaUnmap(iova: UInt64, size: UInt64) throws(MediationError) { throw .unsupportedOp(.dmaUnmap, parent: Self.parentName) }
+    public func replacePlatformDomainWhileRunning(_ memory: GuestMemory, op: ConfigOp) throws(MediationError) {
+        throw .mappingChangeWhileRunning(op: op)
+    }
 }
 
 // The shared ops, implemented once over the core's state machine.

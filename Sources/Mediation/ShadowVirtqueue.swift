@@ -202,6 +202,18 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
         if running { try startDevice() }
     }
 
+    /// A front end's IOTLB update or invalidation while the relay runs (a guest with a
+    /// vIOMMU re-mapping its DMA): the relay translates through the tree it built from the
+    /// domain when it started, so it drains and stops, and starts again on the new domain
+    /// (every chain it held completes first; nothing is lost, as when logging is switched).
+    /// Addresses the new domain no longer maps are refused from the next chain on.
+    public func replacePlatformDomainWhileRunning(_ memory: GuestMemory, op: ConfigOp) throws(MediationError) {
+        let running = core.withState { $0.running }
+        if running { stopDevice() }
+        core.attachPlatformIOMMU(memory)
+        if running { try startDevice() }
+    }
+
     /// kick_vq: the relay's doorbell (when no driver mapped it as its notify area).
     public func kickVQ(_ queue: UInt16) throws(MediationError) { try core.ringKick(queue: queue) }
 

@@ -360,13 +360,8 @@ public final class VhostBinding: @unchecked Sendable {
         case .onChip:
             try device.dmaMap(IOTLB.Mapping(iova: iova, size: size, gpa: guestAddress &+ Self.physicalOffset, access: access))
         case .platformIOMMU:
-            guard !device.core.withState({ $0.running }) else { throw .mappingChangeWhileRunning(op: .dmaMap) }
             let domain = platformDomain + [GuestRegion(gpa: iova, size: size, host: host)]
-            do throws(MemoryError) {
-                device.core.attachPlatformIOMMU(try GuestMemory(regions: space.allRegions + domain))
-            } catch {
-                throw .mapping(error)
-            }
+            try attachPlatformDomain(space, domain, op: .dmaMap)
             platformDomain = domain
         }
     }
@@ -378,18 +373,25 @@ public final class VhostBinding: @unchecked Sendable {
         case .onChip:
             try device.dmaUnmap(iova: iova, size: size)
         case .platformIOMMU:
-            guard !device.core.withState({ $0.running }) else { throw .mappingChangeWhileRunning(op: .dmaUnmap) }
             guard let i = platformDomain.firstIndex(where: { $0.gpa == iova && $0.size == size }) else {
                 throw .mapping(.unmapOfUnmappedRange(iova: iova, size: size))
             }
             var domain = platformDomain
             domain.remove(at: i)
-            do throws(MemoryError) {
-                device.core.attachPlatformIOMMU(try GuestMemory(regions: space.allRegions + domain))
-            } catch {
-                throw .mapping(error)
-            }
+            try attachPlatformDomain(space, domain, op: .dmaUnmap)
             platformDomain = domain
+        }
+    }
+
+    /// The platform IOMMU domain: the memory table's identity map plus the IOTLB entries.
+    /// While the device runs, the parent takes it live or refuses (keeping the old one).
+    private func attachPlatformDomain(_ space: GuestMemory, _ domain: [GuestRegion], op: ConfigOp) throws(MediationError) {
+        let memory: GuestMemory
+        do throws(MemoryError) { memory = try GuestMemory(regions: space.allRegions + domain) } catch { throw .mapping(error) }
+        if device.core.withState({ $0.running }) {
+            try device.replacePlatformDomainWhileRunning(memory, op: op)
+        } else {
+            device.core.attachPlatformIOMMU(memory)
         }
     }
 
