@@ -89,54 +89,46 @@ extension MediationSuites {
     func theShadowVirtqueueTakesIOTLBUpdatesWhileItRelays(_ layout: RingLayoutKind) throws {
         let device = try ShadowVirtqueue<VPVDPA>(name: "svq-iotlb", deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: VDPABus())
-        let outcome = ResultBox<[String]>([])
-        let thread = try PinnedThread(cpu: 0) {
-            var problems: [String] = []
-            do {
-                let frontend = try VhostFrontend<EventfdDoorbell>(binding: binding, layout: layout, queues: [0, 1], queueSize: 256, callBell: ())
-                let base = VhostFrontend<EventfdDoorbell>.guestBase(1)
-                let bytes = UInt64(frontend.arenas[1]!.region.size)
-                let alias: UInt64 = 0x40_0000_0000
-                func run<D: VirtqueueDriverHalf>(_ tx: inout VhostQueue<D, EventfdDoorbell>) throws {
-                    let first = tx.transmit(packets: 100_000, payloadBytes: 64, batch: 32)
-                    if first.errors != [] || first.packets != 100_000 { problems.append("before: \(first.errors)") }
-                    try binding.handle(.iotlbUpdate(iova: alias, size: bytes, guestAddress: base, access: .readWrite))
-                    var aliased = DriverQueue(index: tx.index, driver: tx.driver, kick: tx.kick, call: tx.call,
-                                              bufferAddresses: tx.bufferAddresses.map { $0 - base + alias },
-                                              bufferHosts: tx.bufferHosts, bufferSize: tx.bufferSize, interruptBypass: tx.interruptBypass)
-                    let second = aliased.transmit(packets: 50_000, payloadBytes: 64, batch: 32, firstSequence: 100_000)
-                    if second.errors != [] || second.packets != 50_000 { problems.append("through the new window: \(second.errors)") }
-                    if device.counters.transmitChecksum.load(ordering: .relaxed) != first.checksum &+ second.checksum {
-                        problems.append("the device did not see every payload byte")
-                    }
-                    try binding.handle(.iotlbInvalidate(iova: alias, size: bytes))
-                    _ = try aliased.driver.post(Buffer(address: aliased.bufferAddresses[0], length: 64))
-                    aliased.driver.publish()
-                    _ = try? aliased.kick.notify()
-                    // The relay stops on the miss and the device needs a reset (§2.1.2).
-                    var waited = 0
-                    while !device.getStatus().contains(.needsReset) && waited < 500 {
-                        usleep(10_000)
-                        waited += 1
-                    }
-                    if !device.getStatus().contains(.needsReset) { problems.append("a buffer in the invalidated window was not refused") }
+        let problems = try onConsumerThread { problems in
+            let frontend = try VhostFrontend<EventfdDoorbell>(binding: binding, layout: layout, queues: [0, 1], queueSize: 256, callBell: ())
+            let base = VhostFrontend<EventfdDoorbell>.guestBase(1)
+            let bytes = UInt64(frontend.arenas[1]!.region.size)
+            let alias: UInt64 = 0x40_0000_0000
+            func run<D: VirtqueueDriverHalf>(_ tx: inout VhostQueue<D, EventfdDoorbell>) throws {
+                let first = tx.transmit(packets: 100_000, payloadBytes: 64, batch: 32)
+                if first.errors != [] || first.packets != 100_000 { problems.append("before: \(first.errors)") }
+                try binding.handle(.iotlbUpdate(iova: alias, size: bytes, guestAddress: base, access: .readWrite))
+                var aliased = DriverQueue(index: tx.index, driver: tx.driver, kick: tx.kick, call: tx.call,
+                                          bufferAddresses: tx.bufferAddresses.map { $0 - base + alias },
+                                          bufferHosts: tx.bufferHosts, bufferSize: tx.bufferSize, interruptBypass: tx.interruptBypass)
+                let second = aliased.transmit(packets: 50_000, payloadBytes: 64, batch: 32, firstSequence: 100_000)
+                if second.errors != [] || second.packets != 50_000 { problems.append("through the new window: \(second.errors)") }
+                if device.counters.transmitChecksum.load(ordering: .relaxed) != first.checksum &+ second.checksum {
+                    problems.append("the device did not see every payload byte")
                 }
-                switch layout {
-                case .split:
-                    var tx = frontend.takeSplitQueue(1)!
-                    try run(&tx)
-                case .packed:
-                    var tx = frontend.takePackedQueue(1)!
-                    try run(&tx)
+                try binding.handle(.iotlbInvalidate(iova: alias, size: bytes))
+                _ = try aliased.driver.post(Buffer(address: aliased.bufferAddresses[0], length: 64))
+                aliased.driver.publish()
+                _ = try? aliased.kick.notify()
+                // The relay stops on the miss and the device needs a reset (§2.1.2).
+                var waited = 0
+                while !device.getStatus().contains(.needsReset) && waited < 500 {
+                    usleep(10_000)
+                    waited += 1
                 }
-                frontend.close()
-            } catch {
-                problems.append("\(error)")
+                if !device.getStatus().contains(.needsReset) { problems.append("a buffer in the invalidated window was not refused") }
             }
-            outcome.value = problems
+            switch layout {
+            case .split:
+                var tx = frontend.takeSplitQueue(1)!
+                try run(&tx)
+            case .packed:
+                var tx = frontend.takePackedQueue(1)!
+                try run(&tx)
+            }
+            frontend.close()
         }
-        thread.join()
-        #expect(outcome.value == [])
+        #expect(problems == [])
         binding.unbind()
     }
 
@@ -145,30 +137,35 @@ extension MediationSuites {
     @Test func aPlatformIOMMUParentThatCannotRemapLiveRefusesAndKeepsRunning() throws {
         let device = try VPVDPA(name: "vp-iotlb", deviceCPU: 1)
         let binding = try VhostBinding(device: device, bus: VDPABus())
-        let outcome = ResultBox<[String]>([])
-        let thread = try PinnedThread(cpu: 0) {
-            var problems: [String] = []
+        let problems = try onConsumerThread { problems in
+            let frontend = try VhostFrontend<EventfdDoorbell>(binding: binding, layout: .split, queues: [0, 1], queueSize: 256, callBell: ())
+            var tx = frontend.takeSplitQueue(1)!
+            let base = VhostFrontend<EventfdDoorbell>.guestBase(1)
             do {
-                let frontend = try VhostFrontend<EventfdDoorbell>(binding: binding, layout: .split, queues: [0, 1], queueSize: 256, callBell: ())
-                var tx = frontend.takeSplitQueue(1)!
-                let base = VhostFrontend<EventfdDoorbell>.guestBase(1)
-                do {
-                    try binding.handle(.iotlbUpdate(iova: 0x40_0000_0000, size: 4096, guestAddress: base, access: .readWrite))
-                    problems.append("the update was accepted")
-                } catch let e as MediationError {
-                    if e != .mappingChangeWhileRunning(op: .dmaMap) { problems.append("\(e)") }
-                }
-                let t = tx.transmit(packets: 10_000, payloadBytes: 64, batch: 32)
-                if t.errors != [] || t.packets != 10_000 { problems.append("\(t.errors)") }
-                frontend.close()
-            } catch {
-                problems.append("\(error)")
+                try binding.handle(.iotlbUpdate(iova: 0x40_0000_0000, size: 4096, guestAddress: base, access: .readWrite))
+                problems.append("the update was accepted")
+            } catch let e as MediationError {
+                if e != .mappingChangeWhileRunning(op: .dmaMap) { problems.append("\(e)") }
             }
-            outcome.value = problems
+            let t = tx.transmit(packets: 10_000, payloadBytes: 64, batch: 32)
+            if t.errors != [] || t.packets != 10_000 { problems.append("\(t.errors)") }
+            frontend.close()
         }
-        thread.join()
-        #expect(outcome.value == [])
+        #expect(problems == [])
         binding.unbind()
     }
 }
+}
+
+/// Runs `body` on a consumer thread pinned to CPU 0 and returns what it found wrong (an
+/// error it threw included).
+func onConsumerThread(_ body: @escaping @Sendable (inout [String]) throws -> Void) throws -> [String] {
+    let outcome = ResultBox<[String]>([])
+    let thread = try PinnedThread(cpu: 0) {
+        var problems: [String] = []
+        do { try body(&problems) } catch { problems.append("\(error)") }
+        outcome.value = problems
+    }
+    thread.join()
+    return outcome.value
 }
