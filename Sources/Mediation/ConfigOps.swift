@@ -188,6 +188,10 @@ public protocol VDPAConfigOps: AnyObject, Sendable {
     /// the new domain live does; the default refuses with
     /// ``MediationError/mappingChangeWhileRunning(op:)`` and keeps the old one.
     func replacePlatformDomainWhileRunning(_ memory: GuestMemory, op: ConfigOp) throws(MediationError)
+    /// VHOST_SET_LOG_BASE with VHOST_F_LOG_ALL: from now on every page the device writes into
+    /// the driver's memory is marked in `log` (the front end's, which it harvests); nil stops
+    /// logging. The default: this parent keeps no log (``MediationError/dirtyLogUnsupported(parent:)``).
+    func setDirtyLog(_ log: DirtyLog?) throws(MediationError)
 }
 
 extension VDPAConfigOps {
@@ -224,6 +228,7 @@ extension VDPAConfigOps {
     public func replacePlatformDomainWhileRunning(_ memory: GuestMemory, op: ConfigOp) throws(MediationError) {
         throw .mappingChangeWhileRunning(op: op)
     }
+    public func setDirtyLog(_ log: DirtyLog?) throws(MediationError) { throw .dirtyLogUnsupported(parent: Self.parentName) }
 }
 
 // The shared ops, implemented once over the core's state machine.

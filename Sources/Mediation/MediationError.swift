@@ -110,6 +110,10 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
     /// The destination's set_vq_state takes only a queue's initial state, and the saved
     /// position of `queue` is not that.
     case migrationCannotRestore(destination: String, queue: UInt16)
+    /// VHOST_SET_LOG_BASE to a parent that keeps no dirty log (its device writes guest memory unseen).
+    case dirtyLogUnsupported(parent: String)
+    /// A dirty log that does not cover the driver's address space.
+    case dirtyLogTooSmall(span: UInt64, needs: UInt64)
 
     // MARK: Lifecycles
     /// An mdev create/remove with a string that is not a canonical GUID.
@@ -191,6 +195,10 @@ public enum MediationError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .kickFdRejected(q, fd, e): return "vhost VHOST_SET_VRING_KICK queue \(q): kick fd \(fd) cannot be polled: \(e)"
         case let .migrationNeedsSuspend(parent):
             return "\(parent) cannot suspend its queues, so their state cannot be saved while buffers are in flight: migrate it behind its shadow virtqueue (\(parent)+svq), as QEMU does"
+        case let .dirtyLogUnsupported(parent):
+            return "\(parent) keeps no dirty log: the pages its device writes cannot be tracked; put it behind its shadow virtqueue (\(parent)+svq) to log them"
+        case let .dirtyLogTooSmall(span, needs):
+            return "the dirty log covers 0x\(String(span, radix: 16)) bytes of addresses, the driver's memory reaches 0x\(String(needs, radix: 16))"
         case let .migrationCannotRestore(destination, queue):
             return "\(destination) accepts only a queue's initial state and queue \(queue) has run: bring it up behind its shadow virtqueue (\(destination)+svq), whose relay restores the driver's position"
         case let .migrationFeaturesMissing(destination, missing):

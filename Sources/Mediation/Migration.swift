@@ -32,7 +32,7 @@ public struct MigrationStep: Sendable, Equatable {
 public struct MigrationRecord: Sendable {
     public var source: String
     public var destination: String
-    /// In order: suspend, save, check_destination, release_source, negotiate, map, restore, resume.
+    /// In order: suspend, save, (stop_and_copy,) check_destination, release_source, negotiate, map, restore, resume.
     public var steps: [MigrationStep] = []
     /// Each queue's position as the source left it.
     public var states: [UInt16: VDPAQueueState] = [:]
@@ -65,7 +65,10 @@ extension VhostFrontend {
     /// source is released; on an error there the source is resumed and stays the
     /// frontend's device. An error after the release (a firmware fault) leaves the guest
     /// without a device, as a failed destination is discarded: the caller resets.
-    public func migrate(to destination: VhostBinding) throws(MediationError) -> (record: MigrationRecord, kicks: [UInt16: VhostKick<B.Notifier>]) {
+    /// `stopAndCopy` runs, timed as its own step, once the source is suspended and saved: a
+    /// migration's last harvest of the dirty log and copy of those pages.
+    public func migrate(to destination: VhostBinding, stopAndCopy: (() -> Void)? = nil)
+        throws(MediationError) -> (record: MigrationRecord, kicks: [UInt16: VhostKick<B.Notifier>]) {
         let source = binding
         let sourceName = type(of: source.device).parentName
         let destinationName = type(of: destination.device).parentName
@@ -95,6 +98,7 @@ extension VhostFrontend {
                 }
                 record.config = config
             }
+            if let stopAndCopy { try step("stop_and_copy") { () throws(MediationError) in stopAndCopy() } }
             // The destination must be able to run what the guest negotiated, checked before
             // the source is given up.
             try step("check_destination") { () throws(MediationError) in

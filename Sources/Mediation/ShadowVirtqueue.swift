@@ -202,6 +202,21 @@ public final class ShadowVirtqueue<Inner: VDPAConfigOps>: VDPAConfigOps, @unchec
         if running { try startDevice() }
     }
 
+    /// VHOST_SET_LOG_BASE: logging into the front end's `log` (it harvests it), or off with
+    /// nil; a running relay is drained and restarted with the change. A log that does not
+    /// cover the driver's memory is refused, and logging stays as it was.
+    public func setDirtyLog(_ log: DirtyLog?) throws(MediationError) {
+        if let log, let memory = core.withState({ $0.platformMemory }) {
+            let span = memory.allRegions.map { $0.gpa &+ $0.size }.max() ?? 0
+            guard log.span >= span else { throw .dirtyLogTooSmall(span: log.span, needs: span) }
+        }
+        let running = core.withState { $0.running }
+        if running { stopDevice() }
+        logsDirtyPages = log != nil
+        dirtyLog = log
+        if running { try startDevice() }
+    }
+
     /// A front end's IOTLB update or invalidation while the relay runs (a guest with a
     /// vIOMMU re-mapping its DMA): the relay translates through the tree it built from the
     /// domain when it started, so it drains and stops, and starts again on the new domain

@@ -70,6 +70,8 @@ public enum VhostMessage: Sendable {
     case getVringNotification(queue: UInt16)
     case suspend
     case resume
+    /// VHOST_SET_LOG_BASE (with VHOST_F_LOG_ALL): the front end's dirty log, or nil to stop logging.
+    case setLogBase(DirtyLog?)
 
     /// The request's name as vhost spells it.
     public var name: String {
@@ -97,6 +99,7 @@ public enum VhostMessage: Sendable {
         case .getVringNotification: "VHOST_VDPA_GET_VRING_NOTIFICATION"
         case .suspend: "VHOST_VDPA_SUSPEND"
         case .resume: "VHOST_VDPA_RESUME"
+        case .setLogBase: "VHOST_SET_LOG_BASE"
         }
     }
 }
@@ -298,6 +301,9 @@ public final class VhostBinding: @unchecked Sendable {
             return .done
         case .resume:
             try device.resume()
+            return .done
+        case let .setLogBase(log):
+            try device.setDirtyLog(log)
             return .done
         }
     }

@@ -31,6 +31,8 @@ struct MigrateCommand: ParsableCommand {
     var matrix = false
     @Option(help: "Packets through the source before the stop, and through the destination after.") var packets: Int = 100_000
     @Option(help: "Queue size.") var queueSize: Int = 256
+    @Option(help: "Pre-copy rounds of dirty-log harvest and page copy while the guest receives, before the stop (a source behind its shadow virtqueue).")
+    var precopyRounds: Int = 0
     @Option(help: "With --matrix: migrations per pair (the table shows medians).") var repetitions: Int = 3
     @Flag(help: "Time a destination's map of the guest's memory (VHOST_SET_MEM_TABLE) as it grows, per DMA strategy.")
     var mapSweep = false
@@ -55,6 +57,8 @@ struct MigrateCommand: ParsableCommand {
         options.packetsAfter = packets
         options.queueSize = queueSize
         options.inFlight = whileTraffic ? queueSize : 0
+        guard precopyRounds >= 0 else { throw CLIError("--precopy-rounds must not be negative") }
+        options.precopyRounds = precopyRounds
         print("migrate \(from) → \(to), \(kind), queue \(queueSize), \(options.inFlight) buffers in flight at the stop\(Self.buildNote)")
         let out = try MigrationRun.run(options)
         print(Self.timeline(out))
@@ -75,6 +79,10 @@ struct MigrateCommand: ParsableCommand {
         var lines: [String] = []
         let o = out.options
         lines.append("  traffic before: \(o.packetsBefore) packets at \(fixed(out.beforePacketsPerSecond / 1e6, 2)) Mpkt/s")
+        for (i, r) in out.precopy.enumerated() {
+            lines.append("  pre-copy round \(i + 1): \(r.pages) dirty pages harvested and copied in \(us(r.nanoseconds)) while the guest receives")
+        }
+        if let r = out.precopyRefusal { lines.append("  no pre-copy: \(r)") }
         lines.append("  guest stops after its last kick: \(min(o.inFlight, o.queueSize)) transmit and as many receive buffers in flight")
         for s in out.record.steps {
             let modelled = s.modelledNanoseconds > 0 ? "   + \(fixed(s.modelledNanoseconds / 1000, 1)) µs modelled †" : ""
@@ -83,6 +91,7 @@ struct MigrateCommand: ParsableCommand {
         lines.append("  downtime (guest's stop → the destination's first completion): \(us(out.downtimeNanoseconds)); "
                      + "control steps \(us(out.record.controlNanoseconds))"
                      + (out.record.modelledNanoseconds > 0 ? " + \(fixed(out.record.modelledNanoseconds / 1000, 1)) µs modelled †" : ""))
+        if !out.precopy.isEmpty { lines.append("  stop and copy: \(out.finalDirtyPages) pages dirty at the stop") }
         lines.append("  carried over: \(out.carriedOver) buffers the source had not consumed, completed by the destination")
         lines.append("  traffic after: \(fixed(out.afterPacketsPerSecond / 1e6, 2)) Mpkt/s")
         lines.append("  consumed by source \(out.bySource), by destination \(out.byDestination); the guest posted \(out.sent), got back \(out.reclaimed); "

@@ -98,4 +98,27 @@ import Virtqueue
         #expect(out.refusal?.contains("does not offer features") == true, "\(out.refusal ?? "no refusal")")
         Self.expectIntact(out, "refused")
     }
+
+    @Test(arguments: RingLayoutKind.allCases)
+    func preCopyHarvestsTheDirtyLogWhileTheGuestReceivesAndTheStopCopiesTheRest(_ layout: RingLayoutKind) throws {
+        var o = Self.options("vp_vdpa+svq", "mlx5_vnet", layout)
+        o.precopyRounds = 4
+        let out = try MigrationRun.run(o)
+        Self.expectIntact(out, "pre-copy \(layout)")
+        #expect(out.refusal == nil && out.precopyRefusal == nil)
+        #expect(out.precopy.count == 4)
+        #expect(out.precopy.reduce(0) { $0 + $1.pages } > 0, "the device wrote received packets into guest pages during the rounds")
+        #expect(out.record.steps.map(\.name).contains("stop_and_copy"))
+        #expect(out.receivePosted > 2 * Self.packets + o.inFlight, "the guest kept receiving during the pre-copy")
+    }
+
+    @Test func preCopyFromASourceWithoutADirtyLogIsRefusedByNameAndTheMigrationGoesOn() throws {
+        var o = Self.options("vdpa_sim", "ifcvf", .split)
+        o.precopyRounds = 2
+        let out = try MigrationRun.run(o)
+        #expect(out.precopyRefusal?.contains("vdpa_sim keeps no dirty log") == true, "\(out.precopyRefusal ?? "none")")
+        #expect(out.precopy.isEmpty)
+        Self.expectIntact(out, "no pre-copy")
+        #expect(out.ok)
+    }
 }

@@ -10,10 +10,13 @@
 // consumed by exactly one of the two devices (counts and payload checksums must add up) and
 // comes back to the guest exactly once, in order.
 
+import Atomics
 import CPlatform
 import Doorbell
+import Glibc
 import Mediation
 import Virtqueue
+import VirtioMemory
 
 public enum MigrationRun {
     public struct Options: Sendable {
@@ -30,6 +33,11 @@ public enum MigrationRun {
         /// between publishing and kicking, so only the destination's first kick makes
         /// anyone look at those buffers).
         public var kicksLastBurst = true
+        /// Pre-copy: rounds of dirty-log harvest and page copy while the guest goes on
+        /// receiving, before the stop (0: none); the last harvest is the stop-and-copy step.
+        /// Needs a source that keeps a dirty log (one behind its shadow virtqueue).
+        public var precopyRounds = 0
+        public var precopyIntervalMicroseconds: UInt32 = 2_000
         public var payloadBytes = 64
         public var batch = 32
         public var placement: ThreadPlacement = .current()
@@ -77,6 +85,12 @@ public enum MigrationRun {
         public var receiveReclaimed = 0
         /// Of the receive buffers in flight at the stop, those the destination filled.
         public var receiveCarriedOver = 0
+        /// Each pre-copy round: pages found dirty (and copied), and the harvest and copy's time.
+        public var precopy: [(pages: Int, nanoseconds: UInt64)] = []
+        /// Pages dirty at the stop, copied in the stop_and_copy step.
+        public var finalDirtyPages = 0
+        /// Why no pre-copy ran although asked for (a source without a dirty log).
+        public var precopyRefusal: String?
 
         public var lost: Int { max(0, sent - Int(bySource + byDestination)) }
         public var duplicated: Int { max(0, Int(bySource + byDestination) - sent) }
@@ -171,6 +185,56 @@ public enum MigrationRun {
         out.receiveReclaimed += receivedBefore.packets
         guard out.errors.isEmpty else { return }
 
+        // The source's next receive packet number (it numbers from 0).
+        var rxNext = UInt64(options.packetsBefore)
+        var log: DirtyLog?
+        if options.precopyRounds > 0 {
+            let span = frontend.arenas.map { VhostFrontend<EventfdDoorbell>.guestBase($0.key) &+ UInt64($0.value.region.size) }.max() ?? 0
+            let l = DirtyLog(covering: span)
+            do {
+                try frontend.binding.handle(.setLogBase(l))
+                log = l
+            } catch {
+                out.precopyRefusal = "\(error)"
+            }
+            if let log {
+                // The migration thread harvests and copies while the guest receives.
+                let done = ManagedAtomic<Bool>(false)
+                let rounds = Slot([(pages: Int, nanoseconds: UInt64)]())
+                let problem = Slot(String?.none)
+                let rounds_ = options.precopyRounds, interval = options.precopyIntervalMicroseconds
+                do {
+                    let migrator = try PinnedThread(cpu: nil, name: "vqb-precopy") {
+                        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Int(DirtyLog.pageSize), alignment: 64)
+                        defer { scratch.deallocate() }
+                        for _ in 0..<rounds_ {
+                            usleep(interval)
+                            let t0 = cplatform_monotonic_ns()
+                            let pages = log.harvest()
+                            if let e = copyPages(pages, frontend, into: scratch) { problem.value = e }
+                            rounds.value.append((pages.count, cplatform_monotonic_ns() &- t0))
+                        }
+                        // releasing: pairs with the guest's acquiring load; the rounds are written.
+                        done.store(true, ordering: .releasing)
+                    }
+                    while !done.load(ordering: .acquiring) {
+                        let r = rx.receive(packets: 1024, batch: options.batch, expectedBytes: options.payloadBytes, firstSequence: rxNext)
+                        out.errors += r.errors
+                        out.receivePosted += 1024
+                        out.receiveReclaimed += r.packets
+                        rxNext &+= 1024
+                        if !r.errors.isEmpty { break }
+                    }
+                    migrator.join()
+                } catch {
+                    out.errors.append("pre-copy thread: \(error)")
+                }
+                out.precopy = rounds.value
+                if let e = problem.value { out.errors.append(e) }
+                guard out.errors.isEmpty else { return }
+            }
+        }
+
         let inFlight = min(options.inFlight, options.queueSize)
         let posted = tx.postInFlight(count: inFlight, payloadBytes: options.payloadBytes, firstSequence: UInt64(options.packetsBefore),
                                      kicks: options.kicksLastBurst)
@@ -183,7 +247,18 @@ public enum MigrationRun {
 
         // The guest is stopped: the migration runs.
         do {
-            let (record, kicks) = try frontend.migrate(to: destination)
+            let final = Slot((pages: 0, error: String?.none))
+            let stopAndCopy: (() -> Void)? = log.map { log in
+                {
+                    let scratch = UnsafeMutableRawPointer.allocate(byteCount: Int(DirtyLog.pageSize), alignment: 64)
+                    defer { scratch.deallocate() }
+                    let pages = log.harvest()
+                    final.value = (pages.count, copyPages(pages, frontend, into: scratch))
+                }
+            }
+            let (record, kicks) = try frontend.migrate(to: destination, stopAndCopy: stopAndCopy)
+            out.finalDirtyPages = final.value.pages
+            if let e = final.value.error { out.errors.append(e) }
             out.record = record
             out.configCarried = record.destinationConfig == record.config && !record.config.isEmpty
             tx.kick = kicks[tx.index]!
@@ -218,15 +293,15 @@ public enum MigrationRun {
 
         // The receive buffers in flight: the source's packets (numbered on from its count),
         // then the destination's (numbered from 0: the destination is a fresh device).
-        let filledBySource = Int(sourceCounters.received.load(ordering: .relaxed)) - options.packetsBefore
+        let filledBySource = Int(sourceCounters.received.load(ordering: .relaxed) &- rxNext)
         if out.refusal == nil { out.receiveCarriedOver = inFlight - filledBySource }
         let back = rx.drainReceived(expectedBytes: options.payloadBytes) { i in
-            i < filledBySource || out.refusal != nil ? UInt64(options.packetsBefore + i) : UInt64(i - filledBySource)
+            i < filledBySource || out.refusal != nil ? rxNext &+ UInt64(i) : UInt64(i - filledBySource)
         }
         out.receiveReclaimed += back.reclaimed
         if let e = back.error { out.errors.append(e); return }
         let receivedAfter = rx.receive(packets: options.packetsAfter, batch: options.batch, expectedBytes: options.payloadBytes,
-                                       firstSequence: UInt64(out.refusal == nil ? out.receiveCarriedOver : options.packetsBefore + inFlight))
+                                       firstSequence: out.refusal == nil ? UInt64(out.receiveCarriedOver) : rxNext &+ UInt64(inFlight))
         out.errors += receivedAfter.errors
         out.receivePosted += options.packetsAfter
         out.receiveReclaimed += receivedAfter.packets
@@ -294,5 +369,20 @@ public enum MigrationRun {
             lost: outcomes.reduce(0) { $0 + $1.lost + $1.receiveLost },
             duplicated: outcomes.reduce(0) { $0 + $1.duplicated + $1.receiveDuplicated },
             ok: outcomes.allSatisfy(\.ok), errors: errors.isEmpty ? nil : errors)
+    }
+
+    /// Copies each dirty page (a page number, address >> 12) out of the guest's memory, as a
+    /// migration stream would send it; nil, or the first page outside the guest's memory.
+    static func copyPages(_ pages: [UInt64], _ frontend: VhostFrontend<EventfdDoorbell>, into scratch: UnsafeMutableRawPointer) -> String? {
+        let windows = frontend.arenas.map { (base: VhostFrontend<EventfdDoorbell>.guestBase($0.key), region: $0.value.region) }
+        for p in pages {
+            let address = p << UInt64(DirtyLog.pageShift)
+            guard let w = windows.first(where: { address >= $0.base && address < $0.base &+ UInt64($0.region.size) }) else {
+                return "dirty page 0x\(String(address, radix: 16)) is outside the guest's memory"
+            }
+            let offset = Int(address &- w.base)
+            scratch.copyMemory(from: w.region.base + offset, byteCount: min(Int(DirtyLog.pageSize), w.region.size - offset))
+        }
+        return nil
     }
 }
