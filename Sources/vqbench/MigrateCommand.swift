@@ -34,6 +34,8 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Pre-copy rounds of dirty-log harvest and page copy while the guest receives, before the stop (a source behind its shadow virtqueue).")
     var precopyRounds: Int = 0
     @Option(help: "With --matrix: migrations per pair (the table shows medians).") var repetitions: Int = 3
+    @Flag(help: "With --matrix: print the figures as JSON (the results document's `migrations` entries) instead of the table.")
+    var json = false
     @Flag(help: "Time a destination's map of the guest's memory (VHOST_SET_MEM_TABLE) as it grows, per DMA strategy.")
     var mapSweep = false
     @Option(help: "With --map-sweep: the largest guest memory, in GiB (1, 2, 4, … up to it; needs that much free memory).")
@@ -125,6 +127,14 @@ struct MigrateCommand: ParsableCommand {
     }
 
     func runMatrix() throws {
+        if json {
+            let figures = try MigrationRun.matrix(repetitions: repetitions, packets: packets, queueSize: queueSize, placement: .current())
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try e.encode(figures), as: UTF8.self))
+            if figures.contains(where: { !$0.ok }) { throw ExitCode(2) }
+            return
+        }
         print("migration matrix: \(MigrationRun.matrixParents.joined(separator: ", ")); a source that cannot suspend and a destination "
               + "that cannot restore a queue's position run as PARENT+svq; queue \(queueSize), \(queueSize) buffers in flight at the stop, "
               + "\(packets) packets before and after, medians of \(repetitions)\(Self.buildNote)")
