@@ -77,8 +77,38 @@ public final class HugepageRegion: @unchecked Sendable {
     public let size: Int
     /// The memfd behind a shareable region (a vhost-user peer maps it), else nil.
     public let fd: Int32?
-    /// How the backing was chosen and what the kernel reports for it.
-    public let report: BackingReport
+    /// How the backing was chosen and what the kernel reports for it. For THP and 4 KiB
+    /// regions the kernel's answer is read from /proc/self/smaps (a walk of every mapping of
+    /// the process: 12–15 ms in a large one) the first time the report is asked for, not when
+    /// the region is made, so a region nobody inspects (a shadow ring made inside DRIVER_OK)
+    /// does not pay for it.
+    public var report: BackingReport {
+        pthread_mutex_lock(reportLock)
+        defer { pthread_mutex_unlock(reportLock) }
+        switch reportState {
+        case let .known(r):
+            return r
+        case let .pending(requested, shareable, attempts, chosen, thpMode):
+            let observed = Self.observe(base)
+            var all = attempts
+            // THP is a hint: when the kernel gave no huge pages the region is really 4 KiB.
+            let failure = chosen == .transparentHuge && observed.backing != .transparentHuge
+                ? "madvise(MADV_HUGEPAGE) obtained no huge pages (THP \(thpMode))" : nil
+            all.append(.init(backing: chosen, failure: failure))
+            let r = BackingReport(requestedBytes: requested, mappedBytes: size, shareable: shareable, attempts: all, observed: observed)
+            reportState = .known(r)
+            return r
+        }
+    }
+
+    enum ReportState {
+        case known(BackingReport)
+        /// Made, not yet observed: what the report needs besides smaps.
+        case pending(requested: Int, shareable: Bool, attempts: [BackingReport.Attempt], chosen: MemoryBacking, thpMode: String)
+    }
+    /// Guarded by `reportLock` (the report may be read from any thread).
+    private var reportState: ReportState
+    private let reportLock: UnsafeMutablePointer<pthread_mutex_t>
 
     /// The backing really obtained (read back from smaps).
     public var backing: MemoryBacking { report.observed.backing }
@@ -95,35 +125,40 @@ public final class HugepageRegion: @unchecked Sendable {
         for backing in policy.candidates {
             do throws(MemoryError) {
                 let mapped = try Self.map(bytes: bytes, backing: backing, shareable: shareable, inventory: inventory)
-                // A hugetlb mapping that mmap granted and populated is that page size and all
-                // resident by definition; reading smaps (a walk of every mapping of the process,
-                // milliseconds) is kept for the kinds where the kernel decides: THP and 4 KiB.
-                let observed = backing.isHugetlb
-                    ? ObservedBacking(kernelPageSize: backing.pageSize, transparentHugeBytes: 0, residentBytes: mapped.size)
-                    : Self.observe(mapped.base)
-                // THP is a hint: when the kernel gave no huge pages the region is really 4 KiB.
-                if backing == .transparentHuge && observed.backing != .transparentHuge {
-                    let why = "madvise(MADV_HUGEPAGE) obtained no huge pages (THP \(shareable ? "shmem_enabled=\(inventory.thpShmemMode)" : "enabled=\(inventory.thpMode)"))"
-                    if case .require = policy {
+                let thpMode = shareable ? "shmem_enabled=\(inventory.thpShmemMode)" : "enabled=\(inventory.thpMode)"
+                let state: ReportState
+                if backing.isHugetlb {
+                    // A hugetlb mapping that mmap granted and populated is that page size and
+                    // all resident by definition.
+                    attempts.append(.init(backing: backing, failure: nil))
+                    state = .known(BackingReport(
+                        requestedBytes: bytes, mappedBytes: mapped.size, shareable: shareable, attempts: attempts,
+                        observed: ObservedBacking(kernelPageSize: backing.pageSize, transparentHugeBytes: 0, residentBytes: mapped.size)))
+                } else if backing == .transparentHuge, case .require = policy {
+                    // Required THP must be checked now: without huge pages it is an error.
+                    let observed = Self.observe(mapped.base)
+                    guard observed.backing == .transparentHuge else {
                         Self.unmap(mapped)
                         throw MemoryError.backingUnavailable(
-                            requested: backing, reason: why,
+                            requested: backing, reason: "madvise(MADV_HUGEPAGE) obtained no huge pages (THP \(thpMode))",
                             remedy: shareable
                                 ? "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled"
                                 : "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled")
                     }
-                    // Keep the mapping: it is a valid 4 KiB region, reported as such.
-                    attempts.append(.init(backing: backing, failure: why))
-                }
-                else {
                     attempts.append(.init(backing: backing, failure: nil))
+                    state = .known(BackingReport(requestedBytes: bytes, mappedBytes: mapped.size, shareable: shareable,
+                                                 attempts: attempts, observed: observed))
+                } else {
+                    // THP as a hint (it may have got no huge pages: the report will say so),
+                    // or 4 KiB pages: observed when the report is first read.
+                    state = .pending(requested: bytes, shareable: shareable, attempts: attempts, chosen: backing, thpMode: thpMode)
                 }
                 self.base = mapped.base
                 self.size = mapped.size
                 self.fd = mapped.fd
-                self.report = BackingReport(
-                    requestedBytes: bytes, mappedBytes: mapped.size, shareable: shareable,
-                    attempts: attempts, observed: observed)
+                self.reportState = state
+                self.reportLock = .allocate(capacity: 1)
+                pthread_mutex_init(self.reportLock, nil)
                 return
             } catch {
                 attempts.append(.init(backing: backing, failure: Self.shortReason(error)))
@@ -135,6 +170,8 @@ public final class HugepageRegion: @unchecked Sendable {
 
     deinit {
         Self.unmap((base, size, fd))
+        pthread_mutex_destroy(reportLock)
+        reportLock.deallocate()
     }
 
     /// The whole region as raw bytes.
