@@ -134,7 +134,9 @@ struct EngineRunTests {
         #expect(Set(formed.map { "\($0.kind.rawValue) \($0.a.description.prefix(while: { $0 != "/" })) \($0.b.description.prefix(while: { $0 != "/" }))" }) == expected)
         #expect(Set(kinds).isSubset(of: expected))
         for c in doc.comparisons ?? [] {
-            #expect(c.rounds >= 1 && c.rounds <= 3 && c.ratio > 0)
+            // 3 rounds, and up to as many extra ones for scenarios whose every round saw the
+            // vCPUs move (Engine's retry), which a pair can share.
+            #expect(c.rounds >= 1 && c.rounds <= 2 * options.plan.rounds && c.ratio > 0, "\(c.a) ÷ \(c.b): \(c.rounds) rounds")
             #expect(doc.calibration.placementClasses?.contains { $0.name == c.placement } == true)
         }
         for s in doc.scenarios {
