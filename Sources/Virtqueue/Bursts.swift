@@ -51,11 +51,19 @@ extension VirtqueueDriverHalf {
 }
 
 extension VirtqueueDeviceHalf {
+    /// `serveBurst` for a half that serves nothing in place: pops up to `maximum` chains
+    /// into `buffers`, has `serve` handle each and pushes them used as one burst.
+    @inlinable @inline(__always)
+    public mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
+                                    _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int {
+        try popServePush(buffers, maximum: maximum, serve)
+    }
+
     /// Pops up to `maximum` chains (at most the buffers' capacity), has `serve` handle
     /// each (it returns the bytes written into the chain's writable segments) and pushes
     /// them used. Returns how many; the caller publishes (`publishUsed()`) when it will.
     @inlinable @inline(__always)
-    public mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
+    public mutating func popServePush(_ buffers: DeviceBurstBuffers, maximum: Int,
                                     _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int {
         let chains = buffers.chains
         let lengths = buffers.lengths

@@ -38,6 +38,11 @@ public protocol VirtqueueDeviceHalf: SendableMetatype {
     func segments(of chain: Chain) -> UnsafeBufferPointer<Segment>
     /// Marks a burst used, chain `i` with `length(i)` bytes written (visible at `publishUsed()`).
     mutating func pushUsedBurst(_ chains: UnsafePointer<Chain>, count: Int, length: (Int) -> UInt32)
+    /// Pops up to `maximum` chains (at most the buffers' capacity), has `serve` handle each
+    /// (it returns the bytes written into the chain's writable segments) and marks them
+    /// used; returns how many. The caller publishes (`publishUsed()`) when it will.
+    mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
+                             _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int
     /// Marks `chain` used with `length` bytes written (not visible until `publishUsed()`).
     mutating func pushUsed(_ chain: Chain, length: UInt32)
     mutating func publishUsed()

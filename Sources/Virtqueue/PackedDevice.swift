@@ -154,6 +154,113 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return popped
     }
 
+    /// Pops up to `maximum` chains, has `serve` handle each and marks them used (visible at
+    /// `publishUsed()`); returns how many. When every chain popped so far is used (the used
+    /// position is the available one), runs of one direct descriptor in the direct window
+    /// are served where they lie: each descriptor is read once, handed to `serve` as a
+    /// segment on the stack, and overwritten by its used descriptor, so the device writes
+    /// the lines it read and no chain or segment is stored. The batch's first used
+    /// descriptor keeps its flags back for `publishUsed()`. Anything else, and every burst
+    /// under IN_ORDER (whose one used descriptor for the burst needs every length first),
+    /// pops into `buffers` and is pushed as a burst. A broken rule met on the burst's first
+    /// chain marks the queue broken and is thrown; met after chains were served, the burst
+    /// ends before it.
+    @inlinable @inline(__always)
+    public mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
+                                    _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int {
+        if !inOrder && !isBroken && maximum > 0 && nextUsed == nextAvailable && usedWrap == availableWrap {
+            let served = serveSingles(count: maximum, serve)
+            if served > 0 { return served }
+        }
+        return try popServePush(buffers, maximum: maximum, serve)
+    }
+
+    /// Single chains served in place from our position (used position = available
+    /// position), across the end of the lap; returns how many.
+    @inlinable @inline(__always)
+    mutating func serveSingles(count: Int, _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
+        let window = memory.directWindow
+        guard window.size != 0, let host = window.host else { return 0 }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        let lengthLimit = injectedLengthLimit
+        #else
+        let lengthLimit = UInt32.max
+        #endif
+        let ring = descriptors
+        let limit = Int(size)
+        var at = Int(nextAvailable)
+        var wrap = availableWrap
+        var done = 0
+        // The batch's first used descriptor (when none is pending) keeps its flags back.
+        var holdFirst = pendingUsed < 0
+        while done < count {
+            let pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
+            let usedFlags = UInt64(wrap ? DescriptorFlags.available | DescriptorFlags.used : 0) &<< 48
+            let stop = min(count &- done, limit &- at)
+            var i = 0
+            if holdFirst, stop > 0 {
+                let d = ring + at &* 16
+                guard let (word, written) = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
+                                                              lengthLimit: lengthLimit, serve) else { break }
+                // len and id now, flags at publishUsed().
+                d.storeLE32(written, 8)
+                d.storeLE16(UInt16(truncatingIfNeeded: word &>> 32), 12)
+                pendingUsed = at
+                pendingUsedFlags = UInt16(truncatingIfNeeded: usedFlags &>> 48)
+                holdFirst = false
+                i = 1
+            }
+            while i < stop {
+                let d = ring + (at &+ i) &* 16
+                guard let (word, written) = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
+                                                              lengthLimit: lengthLimit, serve) else { break }
+                // The rest whole: len, the same id, and the used flags in one store.
+                d.storeLE64(UInt64(written) | word & 0x0000_FFFF_0000_0000 | usedFlags, 8)
+                i &+= 1
+            }
+            done &+= i
+            at &+= i
+            if at == limit {
+                at = 0
+                wrap.toggle()
+            }
+            if i < stop { break }
+        }
+        nextAvailable = UInt16(truncatingIfNeeded: at)
+        nextUsed = nextAvailable
+        availableWrap = wrap
+        usedWrap = wrap
+        usedSinceInterruptCheck &+= UInt16(truncatingIfNeeded: done)
+        return done
+    }
+
+    /// The descriptor at `d` served when it is available in this lap (`pattern`), a lone
+    /// direct non-empty one, in the direct window: returns its len | id << 32 | flags << 48
+    /// word and the bytes `serve` wrote; nil for anything else (left for the general path).
+    @inlinable @inline(__always)
+    static func serveInPlace(_ d: UnsafeMutableRawPointer, pattern: UInt16, base: UInt64, span: UInt64,
+                             host: UnsafeMutableRawPointer, lengthLimit: UInt32,
+                             _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> (UInt64, UInt32)? {
+        let mask = DescriptorFlags.available | DescriptorFlags.used | DescriptorFlags.next | DescriptorFlags.indirect
+        // acquire: pairs with the driver's release of the head flags (§2.8.21.3); later
+        // heads of its batch were stored before that release.
+        let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
+        guard flags & mask == pattern else { return nil }
+        let word = d.loadLE64(8)  // len | id << 32 | flags << 48
+        let length = UInt32(truncatingIfNeeded: word)
+        let address = d.loadLE64(0)
+        let offset = address &- base
+        guard length != 0, offset < span, UInt64(length) <= span &- offset else { return nil }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        guard length <= lengthLimit else { return nil }
+        #endif
+        let writable = UInt64(flags & DescriptorFlags.write) &>> 1
+        var segment = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
+        let chain = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writableBit: writable, firstSegment: 0)
+        let written = withUnsafePointer(to: &segment) { serve(chain, UnsafeBufferPointer(start: $0, count: 1)) }
+        return (word, written)
+    }
+
     /// Chains at our position the general way, up to `count`: lone descriptors outside the
     /// direct window (a memory with an IOTLB, a second region), translated one by one, and
     /// at most one longer or indirect chain, which ends the run (the fast path may follow).

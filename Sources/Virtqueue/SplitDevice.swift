@@ -162,6 +162,93 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return popped
     }
 
+    /// Pops up to `maximum` chains, has `serve` handle each and marks them used (visible at
+    /// `publishUsed()`); returns how many. Runs of one direct descriptor in the direct window
+    /// are served where they lie: each descriptor is read once, handed to `serve` as a
+    /// segment on the stack and its used entry written at once, with no chain or segment
+    /// stored. Anything else, and every burst under IN_ORDER (whose one used entry for the
+    /// burst needs every length first), pops into `buffers` and is pushed as a burst. A
+    /// broken rule met on the burst's first chain marks the queue broken and is thrown; met
+    /// after chains were served, the burst ends before it.
+    @inlinable @inline(__always)
+    public mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
+                                    _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int {
+        if !inOrder && !isBroken && maximum > 0 {
+            if Int(availableIndexShadow &- lastAvailableIndex) < maximum {
+                // acquire: pairs with the driver's release of avail.idx (as in popBurst).
+                availableIndexShadow = available.loadAcquireLE16(SplitLayout.availableIndexOffset)
+            }
+            let pending = availableIndexShadow &- lastAvailableIndex
+            guard pending != 0 else { return 0 }
+            if pending <= size {
+                let served = serveSingles(count: min(Int(pending), maximum), serve)
+                if served > 0 { return served }
+            }
+        }
+        return try popServePush(buffers, maximum: maximum, serve)
+    }
+
+    /// Runs of single chains served in place, at most two (to the available ring's end,
+    /// then from its start); returns how many, their used entries written.
+    @inlinable @inline(__always)
+    mutating func serveSingles(count: Int, _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
+        let window = memory.directWindow
+        guard window.size != 0, let host = window.host else { return 0 }
+        let run = SingleRun(table: descriptors, mask: Int(mask), base: window.base, span: window.size, host: host)
+        let ring = available + SplitLayout.availableEntryOffset(0)
+        let start = Int(lastAvailableIndex & mask)
+        let toEnd = min(count, queueSizeInt &- start)
+        var served = Self.serveSingleRun(run, entries: ring + start &* 2, count: toEnd, used: used, usedIndex: usedIndex,
+                                         limit: lengthLimit, serve)
+        if served == toEnd, toEnd < count {
+            served &+= Self.serveSingleRun(run, entries: ring, count: count &- toEnd, used: used,
+                                           usedIndex: usedIndex &+ UInt16(truncatingIfNeeded: toEnd), limit: lengthLimit, serve)
+        }
+        lastAvailableIndex &+= UInt16(truncatingIfNeeded: served)
+        usedIndex &+= UInt16(truncatingIfNeeded: served)
+        return served
+    }
+
+    /// One contiguous run: per chain the entry, one descriptor's three fields, the window
+    /// check, `serve`, and one 8-byte used entry (its slot wraps on its own: the used index
+    /// need not equal the available one).
+    @inlinable @inline(__always)
+    static func serveSingleRun(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, used: UnsafeMutableRawPointer,
+                               usedIndex: UInt16, limit: UInt32,
+                               _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
+        let table = run.table
+        let mask = run.mask
+        let base = run.base
+        let span = run.span
+        let host = run.host
+        let usedEntries = used + SplitLayout.usedEntryOffset(0)
+        var slot = Int(usedIndex)
+        var i = 0
+        while i < count {
+            let head = Int(entries.loadLE16(i &* 2))
+            guard head <= mask else { break }
+            let d = table + head &* 16
+            let word = d.loadLE64(8)  // len | flags << 32 | next << 48
+            let length = UInt32(truncatingIfNeeded: word)
+            let flags = UInt16(truncatingIfNeeded: word &>> 32)
+            guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
+            let address = d.loadLE64(0)
+            let offset = address &- base
+            guard offset < span, UInt64(length) <= span &- offset else { break }
+            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+            guard length <= limit else { break }
+            #endif
+            let writable = UInt64(flags & DescriptorFlags.write) &>> 1
+            var segment = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
+            let chain = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writableBit: writable, firstSegment: 0)
+            let written = withUnsafePointer(to: &segment) { serve(chain, UnsafeBufferPointer(start: $0, count: 1)) }
+            usedEntries.storeLE64(UInt64(head) | UInt64(written) &<< 32, (slot & mask) &* 8)
+            slot &+= 1
+            i &+= 1
+        }
+        return i
+    }
+
     /// Chains at our position the general way, up to `count`: lone descriptors outside the
     /// direct window (a memory with an IOTLB, a second region), translated one by one, and
     /// at most one longer or indirect chain, which ends the run (the fast path may follow).

@@ -46,19 +46,19 @@ struct WorkloadCommand: ParsableCommand {
         }
         var counters = LoopCounters()
         // The device's burst array, made here so the counted loop allocates nothing.
-        let chains = UnsafeMutablePointer<Chain>.allocate(capacity: max(batch, 1))
-        defer { chains.deallocate() }
+        let bursts = DeviceBurstBuffers(capacity: batch)
+        defer { bursts.deallocate() }
         // 4 KiB pages: the same memory on every machine, so counts do not depend on backing.
         switch kind {
         case .split:
             var s = try RingSetups.split(queueSize: queueSize, payloadBytes: payload, policy: .require(.smallPages))
             try s.addresses.withUnsafeBufferPointer { a throws(VirtqueueError) in
-                try SingleThreadWorkload.split(&s.driver, &s.device, a, chains, UInt32(payload), batch, rounds, &counters)
+                try SingleThreadWorkload.split(&s.driver, &s.device, a, bursts, UInt32(payload), batch, rounds, &counters)
             }
         case .packed:
             var s = try RingSetups.packed(queueSize: queueSize, payloadBytes: payload, policy: .require(.smallPages))
             try s.addresses.withUnsafeBufferPointer { a throws(VirtqueueError) in
-                try SingleThreadWorkload.packed(&s.driver, &s.device, a, chains, UInt32(payload), batch, rounds, &counters)
+                try SingleThreadWorkload.packed(&s.driver, &s.device, a, bursts, UInt32(payload), batch, rounds, &counters)
             }
         }
         print("descriptors \(counters.descriptors) kicks \(counters.kicks) interrupts \(counters.interrupts)")

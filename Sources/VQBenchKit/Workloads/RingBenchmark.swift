@@ -57,13 +57,13 @@ public enum RingBenchmark {
         var s = setup
         var runs: [Double] = []
         let rounds = max(1, descriptors / batch)
-        let chains = UnsafeMutablePointer<Chain>.allocate(capacity: max(batch, 1))
-        defer { chains.deallocate() }
+        let bursts = DeviceBurstBuffers(capacity: batch)
+        defer { bursts.deallocate() }
         try s.addresses.withUnsafeBufferPointer { addrs in
             for run in 0..<6 {
                 var counters = LoopCounters()
                 let t0 = cplatform_monotonic_ns()
-                try singleThreadRounds(driver: &s.driver, device: &s.device, addresses: addrs, chains: chains,
+                try singleThreadRounds(driver: &s.driver, device: &s.device, addresses: addrs, bursts: bursts,
                                        payloadBytes: payload, batch: batch, rounds: rounds, counters: &counters)
                 let t1 = cplatform_monotonic_ns()
                 if run > 0 { runs.append(Double(t1 - t0) / Double(counters.descriptors)) }  // run 0 warms up

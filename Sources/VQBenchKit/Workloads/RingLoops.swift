@@ -17,13 +17,14 @@ public struct LoopCounters: Sendable, Equatable {
 }
 
 /// One thread plays both halves: `rounds` times, post a burst of `batch` single-descriptor
-/// chains, publish, decide on a kick, pop the burst, read each payload's first byte, push
-/// the burst used, publish, decide on an interrupt, reclaim the burst. Buffers come from
-/// `addresses` (one per ring slot); `chains` (the caller's) holds at least `batch` chains.
+/// chains, publish, decide on a kick, serve the burst (each payload's first byte read, each
+/// chain marked used: the device loop's `serveBurst`), publish, decide on an interrupt,
+/// reclaim the burst. Buffers come from `addresses` (one per ring slot); `bursts` (the
+/// caller's) holds at least `batch` chains.
 @inlinable
 public func singleThreadRounds<Driver: VirtqueueDriverHalf, Device: VirtqueueDeviceHalf>(
     driver: inout Driver, device: inout Device, addresses: UnsafeBufferPointer<UInt64>,
-    chains: UnsafeMutablePointer<Chain>, payloadBytes: UInt32, batch: Int, rounds: Int, counters: inout LoopCounters
+    bursts: DeviceBurstBuffers, payloadBytes: UInt32, batch: Int, rounds: Int, counters: inout LoopCounters
 ) throws(VirtqueueError) {
     var next = 0
     let ring = addresses.count
@@ -44,14 +45,13 @@ public func singleThreadRounds<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
         if driver.kickNeeded() { counters.kicks &+= 1 }
         // A burst shorter than asked for, or an empty ring, ends it: no call to learn that.
         while true {
-            let n = try device.popBurst(into: chains, maximum: batch)
-            if n == 0 { break }
             var sum: UInt64 = 0
-            for i in 0..<n {
-                if let host = device.segments(of: chains[i]).first?.host { sum &+= UInt64(host.load(as: UInt8.self)) }
+            let n = try device.serveBurst(bursts, maximum: batch) { _, segments in
+                if let host = segments.first?.host { sum &+= UInt64(host.load(as: UInt8.self)) }
+                return 0
             }
+            if n == 0 { break }
             counters.checksum &+= sum
-            device.pushUsedBurst(chains, count: n) { _ in 0 }
             if n < batch || !device.hasAvailable() { break }
         }
         device.publishUsed()
@@ -69,19 +69,19 @@ public func singleThreadRounds<Driver: VirtqueueDriverHalf, Device: VirtqueueDev
 public enum SingleThreadWorkload {
     @_silgen_name("vqb_split_single_thread_loop") @inline(never)
     public static func split(_ driver: inout SplitDriver, _ device: inout SplitDevice<GuestMemory>,
-                             _ addresses: UnsafeBufferPointer<UInt64>, _ chains: UnsafeMutablePointer<Chain>,
+                             _ addresses: UnsafeBufferPointer<UInt64>, _ bursts: DeviceBurstBuffers,
                              _ payload: UInt32, _ batch: Int,
                              _ rounds: Int, _ counters: inout LoopCounters) throws(VirtqueueError) {
-        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses, chains: chains,
+        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses, bursts: bursts,
                                payloadBytes: payload, batch: batch, rounds: rounds, counters: &counters)
     }
 
     @_silgen_name("vqb_packed_single_thread_loop") @inline(never)
     public static func packed(_ driver: inout PackedDriver, _ device: inout PackedDevice<GuestMemory>,
-                              _ addresses: UnsafeBufferPointer<UInt64>, _ chains: UnsafeMutablePointer<Chain>,
+                              _ addresses: UnsafeBufferPointer<UInt64>, _ bursts: DeviceBurstBuffers,
                               _ payload: UInt32, _ batch: Int,
                               _ rounds: Int, _ counters: inout LoopCounters) throws(VirtqueueError) {
-        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses, chains: chains,
+        try singleThreadRounds(driver: &driver, device: &device, addresses: addresses, bursts: bursts,
                                payloadBytes: payload, batch: batch, rounds: rounds, counters: &counters)
     }
 }
