@@ -40,15 +40,21 @@ struct RoundVisitor: DoorbellPairVisitor {
         case .split:
             let s = try RingSetups.split(queueSize: id.queueSize, payloadBytes: id.payloadBytes,
                                          policy: .require(backing), eventIndex: sleeps, inOrder: id.inOrder)
-            return try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
-                                   addresses: s.addresses, payloadBytes: payload, batch: id.batch,
-                                   descriptors: descriptors, mode: mode, placement: placement)
+            // The halves point into the setup's arena: it stays mapped until the run ends.
+            return try withExtendedLifetime(s) { () throws -> DatapathOutcome in
+                try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
+                                addresses: s.addresses, payloadBytes: payload, batch: id.batch,
+                                descriptors: descriptors, mode: mode, placement: placement)
+            }
         case .packed:
             let s = try RingSetups.packed(queueSize: id.queueSize, payloadBytes: id.payloadBytes,
                                           policy: .require(backing), eventIndex: sleeps, inOrder: id.inOrder)
-            return try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
-                                   addresses: s.addresses, payloadBytes: payload, batch: id.batch,
-                                   descriptors: descriptors, mode: mode, placement: placement)
+            // The halves point into the setup's arena: it stays mapped until the run ends.
+            return try withExtendedLifetime(s) { () throws -> DatapathOutcome in
+                try runDatapath(driver: s.driver, device: s.device, kick: kick, call: call, sleeps: sleeps,
+                                addresses: s.addresses, payloadBytes: payload, batch: id.batch,
+                                descriptors: descriptors, mode: mode, placement: placement)
+            }
         case nil:
             throw ScenarioError.unknownValue(part: "layout", value: id.layout, known: RingLayoutKind.allCases.map(\.rawValue))
         }
@@ -128,9 +134,12 @@ public struct ScenarioRunner {
         let perQueue = max(id.batch, descriptors / id.queuePairs)
         func run<D: VirtqueueDriverHalf, V: VirtqueueDeviceHalf>(_ setup: () throws -> RingSetup<D, V>) throws -> DatapathOutcome {
             let qs = try (0..<id.queuePairs).map { _ in try setup() }
-            return try runMultiQueuePolled(queues: qs.map { ($0.driver, $0.device, $0.addresses) }, payloadBytes: UInt32(id.payloadBytes),
+            // The halves hold raw pointers into each setup's arena: keep every arena mapped
+            // until the threads are joined (a lifetime ends at its last use otherwise, and
+            // the run read unmapped ring memory).
+            return try withExtendedLifetime(qs) { () throws -> DatapathOutcome in try runMultiQueuePolled(queues: qs.map { ($0.driver, $0.device, $0.addresses) }, payloadBytes: UInt32(id.payloadBytes),
                                            batch: id.batch, descriptorsPerQueue: perQueue, mode: mode,
-                                           threading: threading(id.queuePairs), placement: placement)
+                                           threading: threading(id.queuePairs), placement: placement) }
         }
         let outcome: DatapathOutcome
         switch RingLayoutKind(rawValue: id.ringLayout) {

@@ -99,11 +99,16 @@ public enum RingBenchmark {
             for round in 0...config.rounds {
                 let before = try CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
                 let s = try RingSetups.split(queueSize: config.queueSize, payloadBytes: config.payloadBytes)
-                let a = try twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: payload,
+                // The halves point into each setup's arena: it stays mapped until its run ends.
+                let a = try withExtendedLifetime(s) {
+                    try twoThreadPolledRun(driver: s.driver, device: s.device, addresses: s.addresses, payloadBytes: payload,
                                            batch: batch, descriptors: config.twoThreadDescriptors, placement: placement)
+                }
                 let p = try RingSetups.packed(queueSize: config.queueSize, payloadBytes: config.payloadBytes)
-                let b = try twoThreadPolledRun(driver: p.driver, device: p.device, addresses: p.addresses, payloadBytes: payload,
+                let b = try withExtendedLifetime(p) {
+                    try twoThreadPolledRun(driver: p.driver, device: p.device, addresses: p.addresses, payloadBytes: payload,
                                            batch: batch, descriptors: config.twoThreadDescriptors, placement: placement)
+                }
                 let after = try CachelineRoundTrip.measure(samples: 9, perSample: 1000, placement: placement)
                 guard a.errors.isEmpty, b.errors.isEmpty else { throw RingBenchmarkError.runFailed(a.errors + b.errors) }
                 if round == 0 { continue }  // warm-up round
