@@ -160,19 +160,85 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// are served where they lie: each descriptor is read once, handed to `serve` as a
     /// segment on the stack, and overwritten by its used descriptor, so the device writes
     /// the lines it read and no chain or segment is stored. The batch's first used
-    /// descriptor keeps its flags back for `publishUsed()`. Anything else, and every burst
-    /// under IN_ORDER (whose one used descriptor for the burst needs every length first),
+    /// descriptor keeps its flags back for `publishUsed()`. Under IN_ORDER the run writes
+    /// one used descriptor when the lengths allow (`serveSinglesInOrder`). Anything else
     /// pops into `buffers` and is pushed as a burst. A broken rule met on the burst's first
     /// chain marks the queue broken and is thrown; met after chains were served, the burst
     /// ends before it.
     @inlinable @inline(__always)
     public mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
                                     _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int {
-        if !inOrder && !isBroken && maximum > 0 && nextUsed == nextAvailable && usedWrap == availableWrap {
-            let served = serveSingles(count: maximum, serve)
+        if !isBroken && maximum > 0 && nextUsed == nextAvailable && usedWrap == availableWrap {
+            let served = inOrder ? serveSinglesInOrder(buffers, count: min(maximum, buffers.capacity), serve)
+                                 : serveSingles(count: maximum, serve)
             if served > 0 { return served }
         }
         return try popServePush(buffers, maximum: maximum, serve)
+    }
+
+    /// IN_ORDER (§2.8.9): single chains served in place from our position, their lengths
+    /// kept in `buffers` and nothing written until the run ends; then one used descriptor
+    /// for the run (in its first slot, with its last buffer's id, skipping the run) when
+    /// every earlier chain's length is its whole writable length, else one each. The device
+    /// then writes one descriptor's line per run, not every line it read.
+    @inlinable @inline(__always)
+    mutating func serveSinglesInOrder(_ buffers: DeviceBurstBuffers, count: Int,
+                                      _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
+        let window = memory.directWindow
+        guard window.size != 0, let host = window.host else { return 0 }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        let lengthLimit = injectedLengthLimit
+        #else
+        let lengthLimit = UInt32.max
+        #endif
+        let ring = descriptors
+        let limit = Int(size)
+        let lengths = buffers.lengths
+        var at = Int(nextAvailable)
+        var wrap = availableWrap
+        var done = 0
+        var impliedSoFar = true
+        var impliedBeforeLast = true
+        var lastId: UInt16 = 0
+        while done < count {
+            let pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
+            let stop = min(count &- done, limit &- at)
+            var i = 0
+            while i < stop {
+                guard let (word, written) = Self.serveInPlace(ring + (at &+ i) &* 16, pattern: pattern, base: window.base,
+                                                              span: window.size, host: host, lengthLimit: lengthLimit, serve) else { break }
+                lengths[done &+ i] = written
+                // The chain's writable bytes: its length when VIRTQ_DESC_F_WRITE (bit 1 of
+                // the flags in the word's top 16 bits) is set.
+                let writable = UInt32(truncatingIfNeeded: word) & (0 &- UInt32(truncatingIfNeeded: word &>> 49) & 1)
+                impliedBeforeLast = impliedSoFar
+                impliedSoFar = impliedSoFar && written == writable
+                lastId = UInt16(truncatingIfNeeded: word &>> 32)
+                i &+= 1
+            }
+            done &+= i
+            at &+= i
+            if at == limit {
+                at = 0
+                wrap.toggle()
+            }
+            if i < stop { break }
+        }
+        guard done > 0 else { return 0 }
+        // Our position moves past the run; the used descriptors go from the run's start
+        // (nextUsed), which the available position equalled.
+        nextAvailable = UInt16(truncatingIfNeeded: at)
+        availableWrap = wrap
+        if impliedBeforeLast {
+            pushUsedInOrder(lastId: lastId, length: lengths[done &- 1], ringDescriptors: UInt16(truncatingIfNeeded: done))
+        } else {
+            for k in 0..<done {
+                // Each id from its slot, read before this run's used descriptors overwrite it.
+                let id = (ring + Int(nextUsed) &* 16).loadLE16(12)
+                pushUsed(id: id, length: lengths[k], ringDescriptors: 1)
+            }
+        }
+        return done
     }
 
     /// Single chains served in place from our position (used position = available

@@ -164,16 +164,17 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
 
     /// Pops up to `maximum` chains, has `serve` handle each and marks them used (visible at
     /// `publishUsed()`); returns how many. Runs of one direct descriptor in the direct window
-    /// are served where they lie: each descriptor is read once, handed to `serve` as a
-    /// segment on the stack and its used entry written at once, with no chain or segment
-    /// stored. Anything else, and every burst under IN_ORDER (whose one used entry for the
-    /// burst needs every length first), pops into `buffers` and is pushed as a burst. A
-    /// broken rule met on the burst's first chain marks the queue broken and is thrown; met
-    /// after chains were served, the burst ends before it.
+    /// are served where they lie: each descriptor is read once and handed to `serve` as a
+    /// segment on the stack, with no chain or segment stored; its used entry is written at
+    /// once, or under IN_ORDER one entry stands for the run when every earlier length is what
+    /// the driver assumes (else every entry is written, as pushUsedBurst does). Anything else
+    /// pops into `buffers` and is pushed as a burst. A broken rule met on the burst's first
+    /// chain marks the queue broken and is thrown; met after chains were served, the burst
+    /// ends before it.
     @inlinable @inline(__always)
     public mutating func serveBurst(_ buffers: DeviceBurstBuffers, maximum: Int,
                                     _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) throws(VirtqueueError) -> Int {
-        if !inOrder && !isBroken && maximum > 0 {
+        if !isBroken && maximum > 0 {
             if Int(availableIndexShadow &- lastAvailableIndex) < maximum {
                 // acquire: pairs with the driver's release of avail.idx (as in popBurst).
                 availableIndexShadow = available.loadAcquireLE16(SplitLayout.availableIndexOffset)
@@ -181,56 +182,109 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             let pending = availableIndexShadow &- lastAvailableIndex
             guard pending != 0 else { return 0 }
             if pending <= size {
-                let served = serveSingles(count: min(Int(pending), maximum), serve)
+                let count = min(Int(pending), maximum)
+                let served = inOrder ? serveSinglesInOrder(buffers, count: min(count, buffers.capacity), serve)
+                                     : serveSingles(count: count, serve)
                 if served > 0 { return served }
             }
         }
         return try popServePush(buffers, maximum: maximum, serve)
     }
 
-    /// Runs of single chains served in place, at most two (to the available ring's end,
-    /// then from its start); returns how many, their used entries written.
+    /// Runs of single chains served in place, each used entry written at once.
     @inlinable @inline(__always)
     mutating func serveSingles(count: Int, _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
-        let window = memory.directWindow
-        guard window.size != 0, let host = window.host else { return 0 }
-        let run = SingleRun(table: descriptors, mask: Int(mask), base: window.base, span: window.size, host: host)
-        let ring = available + SplitLayout.availableEntryOffset(0)
-        let start = Int(lastAvailableIndex & mask)
-        let toEnd = min(count, queueSizeInt &- start)
-        var served = Self.serveSingleRun(run, entries: ring + start &* 2, count: toEnd, used: used, usedIndex: usedIndex,
-                                         limit: lengthLimit, serve)
-        if served == toEnd, toEnd < count {
-            served &+= Self.serveSingleRun(run, entries: ring, count: count &- toEnd, used: used,
-                                           usedIndex: usedIndex &+ UInt16(truncatingIfNeeded: toEnd), limit: lengthLimit, serve)
+        let ring = used + SplitLayout.usedEntryOffset(0)
+        // Runs end at the used ring's end too (the used index need not equal the available
+        // one), so each used entry is one store at the run's slot plus its index.
+        let served = serveSingleRuns(count: count, usedSlot: Int(usedIndex & mask), serve) { _, k, slot, head, written, _ in
+            (ring + slot &* 8).storeLE64(UInt64(head) | UInt64(written) &<< 32, k &* 8)
         }
-        lastAvailableIndex &+= UInt16(truncatingIfNeeded: served)
         usedIndex &+= UInt16(truncatingIfNeeded: served)
         return served
     }
 
-    /// One contiguous run: per chain the entry, one descriptor's three fields, the window
-    /// check, `serve`, and one 8-byte used entry (its slot wraps on its own: the used index
-    /// need not equal the available one).
+    /// IN_ORDER (§2.7.8): runs of single chains served in place, their lengths kept in
+    /// `buffers`; then one used entry for the run, in its last slot with its last id, when
+    /// every earlier chain's length is its whole writable length (what the driver assumes
+    /// for a skipped entry), else one entry each.
     @inlinable @inline(__always)
-    static func serveSingleRun(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, used: UnsafeMutableRawPointer,
-                               usedIndex: UInt16, limit: UInt32,
-                               _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
+    mutating func serveSinglesInOrder(_ buffers: DeviceBurstBuffers, count: Int,
+                                      _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
+        let lengths = buffers.lengths
+        var impliedSoFar = true
+        var impliedBeforeLast = true
+        var lastHead = 0
+        let served = serveSingleRuns(count: count, usedSlot: nil, serve) { i, _, _, head, written, writable in
+            lengths[i] = written
+            impliedBeforeLast = impliedSoFar
+            impliedSoFar = impliedSoFar && written == writable
+            lastHead = head
+        }
+        guard served > 0 else { return 0 }
+        if impliedBeforeLast {
+            pushUsedInOrder(lastId: UInt16(truncatingIfNeeded: lastHead), length: lengths[served &- 1],
+                            count: UInt16(truncatingIfNeeded: served))
+        } else {
+            // The heads again from the available ring (the driver reuses a slot only after
+            // its buffer is used).
+            let first = lastAvailableIndex &- UInt16(truncatingIfNeeded: served)
+            for i in 0..<served {
+                let head = available.loadLE16(SplitLayout.availableEntryOffset(Int((first &+ UInt16(truncatingIfNeeded: i)) & mask)))
+                pushUsed(id: head, length: lengths[i])
+            }
+        }
+        return served
+    }
+
+    /// Single chains from our position, in runs that end at the available ring's end (and
+    /// at the used ring's end, when `usedSlot` says where the used entries start);
+    /// `complete(i, k, slot, head, written, writableBytes)` for the `i`th of the burst, the
+    /// `k`th of a run whose used entries start at `slot`. Moves the available position past
+    /// them; returns how many.
+    @inlinable @inline(__always)
+    mutating func serveSingleRuns(count: Int, usedSlot: Int?, _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32,
+                                  _ complete: (Int, Int, Int, Int, UInt32, UInt32) -> Void) -> Int {
+        let window = memory.directWindow
+        guard window.size != 0, let host = window.host else { return 0 }
+        let run = SingleRun(table: descriptors, mask: Int(mask), base: window.base, span: window.size, host: host)
+        let ring = available + SplitLayout.availableEntryOffset(0)
+        let m = Int(mask)
+        var at = Int(lastAvailableIndex) & m
+        var slot = usedSlot ?? 0
+        var served = 0
+        while served < count {
+            var length = min(count &- served, queueSizeInt &- at)
+            if usedSlot != nil { length = min(length, queueSizeInt &- slot) }
+            let n = Self.serveSingleRun(run, entries: ring + at &* 2, count: length, from: served, slot: slot,
+                                        limit: lengthLimit, serve, complete)
+            served &+= n
+            guard n == length else { break }
+            at = (at &+ n) & m
+            slot = (slot &+ n) & m
+        }
+        lastAvailableIndex &+= UInt16(truncatingIfNeeded: served)
+        return served
+    }
+
+    /// One contiguous run: per chain the entry, one descriptor's three fields, the window
+    /// check, `serve`, then `complete`.
+    @inlinable @inline(__always)
+    static func serveSingleRun(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, from: Int, slot: Int, limit: UInt32,
+                               _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32,
+                               _ complete: (Int, Int, Int, Int, UInt32, UInt32) -> Void) -> Int {
         let table = run.table
         let mask = run.mask
         let base = run.base
         let span = run.span
         let host = run.host
-        let usedEntries = used + SplitLayout.usedEntryOffset(0)
-        var slot = Int(usedIndex)
         var i = 0
         while i < count {
             let head = Int(entries.loadLE16(i &* 2))
             guard head <= mask else { break }
             let d = table + head &* 16
-            let word = d.loadLE64(8)  // len | flags << 32 | next << 48
-            let length = UInt32(truncatingIfNeeded: word)
-            let flags = UInt16(truncatingIfNeeded: word &>> 32)
+            let flags = d.loadLE16(12)
+            let length = d.loadLE32(8)
             guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
             let address = d.loadLE64(0)
             let offset = address &- base
@@ -242,8 +296,7 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             var segment = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
             let chain = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writableBit: writable, firstSegment: 0)
             let written = withUnsafePointer(to: &segment) { serve(chain, UnsafeBufferPointer(start: $0, count: 1)) }
-            usedEntries.storeLE64(UInt64(head) | UInt64(written) &<< 32, (slot & mask) &* 8)
-            slot &+= 1
+            complete(from &+ i, i, slot, head, written, length & UInt32(truncatingIfNeeded: 0 &- writable))
             i &+= 1
         }
         return i

@@ -114,30 +114,39 @@ public struct SplitDriver: @unchecked Sendable {
         var free = freeHead
         var ordered = inOrderNext
         var index = availableIndex
-        @inline(__always) func write(_ i: Int, _ head: UInt16, _ b: Buffer) {
+        @inline(__always) func write(_ i: Int, _ head: UInt16, _ b: Buffer, _ entry: UnsafeMutableRawPointer) {
             let d = table + Int(head) &* 16
             d.storeLE64(b.address, 0)
             // len, flags and next (0) in one store.
             let writable = b.isWritable
             d.storeLE64(UInt64(b.length) | (writable ? UInt64(DescriptorFlags.write) &<< 32 : 0), 8)
             meta[Int(head)] = (writable ? UInt64(b.length) &<< 32 : 0) | 1
-            ring.storeLE16(head, SplitLayout.availableEntryOffset(Int(index & m)))
-            index &+= 1
+            entry.storeLE16(head, 0)
             posted(i, head)
         }
-        if inOrder {
-            // §2.7.5: with IN_ORDER, descriptors are used in table order, wrapping at the end.
-            for i in 0..<n {
-                let head = ordered
-                ordered = (ordered &+ 1) & m
-                write(i, head, buffer(i))
+        // In runs that end at the available ring's end, so each entry is one store at the
+        // run's start plus its index.
+        var i = 0
+        while i < n {
+            let start = Int(index & m)
+            let run = min(n &- i, Int(m) &+ 1 &- start)
+            let entries = ring + SplitLayout.availableEntryOffset(start)
+            if inOrder {
+                // §2.7.5: with IN_ORDER, descriptors are used in table order, wrapping at the end.
+                for k in 0..<run {
+                    let head = ordered
+                    ordered = (ordered &+ 1) & m
+                    write(i &+ k, head, buffer(i &+ k), entries + k &* 2)
+                }
+            } else {
+                for k in 0..<run {
+                    let head = free
+                    free = links[Int(head)]
+                    write(i &+ k, head, buffer(i &+ k), entries + k &* 2)
+                }
             }
-        } else {
-            for i in 0..<n {
-                let head = free
-                free = links[Int(head)]
-                write(i, head, buffer(i))
-            }
+            i &+= run
+            index &+= UInt16(truncatingIfNeeded: run)
         }
         freeHead = free
         inOrderNext = ordered
@@ -315,29 +324,36 @@ public struct SplitDriver: @unchecked Sendable {
             var free = freeHead
             // Descriptors beyond each chain's first (0 while every chain is one descriptor).
             var extra = 0
-            while last != end {
-                // id | len << 32.
-                let word = ring.loadLE64(SplitLayout.usedEntryOffset(last & m))
-                let id = Int(UInt32(truncatingIfNeeded: word))
-                guard id < limit else { break }
-                // Our bookkeeping is writable << 32 | descriptors (0: not in flight), so
-                // `len << 32 | 1 <= info` says in flight and len ≤ writable in one compare.
-                let info = meta[id]
-                guard (word & 0xFFFF_FFFF_0000_0000) | 1 <= info else { break }
-                meta[id] = 0
-                let head = UInt16(truncatingIfNeeded: id)
-                // Put the chain on the free list: its tail (reached by our private links)
-                // points at the old head.
-                var tail = head
-                let chain = Int(UInt16(truncatingIfNeeded: info))
-                if chain != 1 {
-                    for _ in 1..<chain { tail = links[Int(tail)] }
-                    extra &+= chain &- 1
+            // In runs that end at the used ring's end, so each entry is one load at the
+            // run's start plus its index.
+            entries: while last != end {
+                let slot = last & m
+                let run = min(end &- last, limit &- slot)
+                let base = ring + SplitLayout.usedEntryOffset(slot)
+                for k in 0..<run {
+                    // id | len << 32.
+                    let word = base.loadLE64(k &* 8)
+                    let id = Int(UInt32(truncatingIfNeeded: word))
+                    guard id < limit else { break entries }
+                    // Our bookkeeping is writable << 32 | descriptors (0: not in flight), so
+                    // `len << 32 | 1 <= info` says in flight and len ≤ writable in one compare.
+                    let info = meta[id]
+                    guard (word & 0xFFFF_FFFF_0000_0000) | 1 <= info else { break entries }
+                    meta[id] = 0
+                    let head = UInt16(truncatingIfNeeded: id)
+                    // Put the chain on the free list: its tail (reached by our private links)
+                    // points at the old head.
+                    var tail = head
+                    let chain = Int(UInt16(truncatingIfNeeded: info))
+                    if chain != 1 {
+                        for _ in 1..<chain { tail = links[Int(tail)] }
+                        extra &+= chain &- 1
+                    }
+                    links[Int(tail)] = free
+                    free = head
+                    last &+= 1
+                    body(UsedBuffer(id: head, length: UInt32(truncatingIfNeeded: word &>> 32)))
                 }
-                links[Int(tail)] = free
-                free = head
-                last &+= 1
-                body(UsedBuffer(id: head, length: UInt32(truncatingIfNeeded: word &>> 32)))
             }
             done = last &- first
             lastUsedIndex = UInt16(truncatingIfNeeded: last)
