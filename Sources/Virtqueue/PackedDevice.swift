@@ -205,15 +205,14 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             let stop = min(count &- done, limit &- at)
             var i = 0
             while i < stop {
-                guard let (word, written) = Self.serveInPlace(ring + (at &+ i) &* 16, pattern: pattern, base: window.base,
+                guard let served = Self.serveInPlace(ring + (at &+ i) &* 16, pattern: pattern, base: window.base,
                                                               span: window.size, host: host, lengthLimit: lengthLimit, serve) else { break }
-                lengths[done &+ i] = written
-                // The chain's writable bytes: its length when VIRTQ_DESC_F_WRITE (bit 1 of
-                // the flags in the word's top 16 bits) is set.
-                let writable = UInt32(truncatingIfNeeded: word) & (0 &- UInt32(truncatingIfNeeded: word &>> 49) & 1)
+                lengths[done &+ i] = served.written
+                // The chain's writable bytes: its length when VIRTQ_DESC_F_WRITE is set.
+                let writable = served.flags & DescriptorFlags.write != 0 ? served.length : 0
                 impliedBeforeLast = impliedSoFar
-                impliedSoFar = impliedSoFar && written == writable
-                lastId = UInt16(truncatingIfNeeded: word &>> 32)
+                impliedSoFar = impliedSoFar && served.written == writable
+                lastId = served.id
                 i &+= 1
             }
             done &+= i
@@ -261,27 +260,30 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         var holdFirst = pendingUsed < 0
         while done < count {
             let pattern = wrap ? DescriptorFlags.available : DescriptorFlags.used
-            let usedFlags = UInt64(wrap ? DescriptorFlags.available | DescriptorFlags.used : 0) &<< 48
+            let usedFlags: UInt16 = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
             let stop = min(count &- done, limit &- at)
             var i = 0
             if holdFirst, stop > 0 {
                 let d = ring + at &* 16
-                guard let (word, written) = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
-                                                              lengthLimit: lengthLimit, serve) else { break }
-                // len and id now, flags at publishUsed().
-                d.storeLE32(written, 8)
-                d.storeLE16(UInt16(truncatingIfNeeded: word &>> 32), 12)
+                guard let served = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
+                                                     lengthLimit: lengthLimit, serve) else { break }
+                // len now (the id is the one the driver wrote in this slot), flags at
+                // publishUsed().
+                d.storeLE32(served.written, 8)
                 pendingUsed = at
-                pendingUsedFlags = UInt16(truncatingIfNeeded: usedFlags &>> 48)
+                pendingUsedFlags = usedFlags
                 holdFirst = false
                 i = 1
             }
             while i < stop {
                 let d = ring + (at &+ i) &* 16
-                guard let (word, written) = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
-                                                              lengthLimit: lengthLimit, serve) else { break }
-                // The rest whole: len, the same id, and the used flags in one store.
-                d.storeLE64(UInt64(written) | word & 0x0000_FFFF_0000_0000 | usedFlags, 8)
+                guard let served = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
+                                                     lengthLimit: lengthLimit, serve) else { break }
+                // The rest whole: len and the used flags (the id is already the buffer's:
+                // the driver wrote it in this slot). The driver reads these only after the
+                // batch's first flags, released in publishUsed().
+                d.storeLE32(served.written, 8)
+                d.storeLE16(usedFlags, PackedLayout.flagsOffset)
                 i &+= 1
             }
             done &+= i
@@ -300,20 +302,34 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return done
     }
 
+    /// What serving one descriptor in place saw and did.
+    @usableFromInline
+    struct ServedInPlace {
+        @usableFromInline var id: UInt16
+        @usableFromInline var flags: UInt16
+        @usableFromInline var length: UInt32
+        @usableFromInline var written: UInt32
+        @inlinable init(id: UInt16, flags: UInt16, length: UInt32, written: UInt32) {
+            self.id = id
+            self.flags = flags
+            self.length = length
+            self.written = written
+        }
+    }
+
     /// The descriptor at `d` served when it is available in this lap (`pattern`), a lone
-    /// direct non-empty one, in the direct window: returns its len | id << 32 | flags << 48
-    /// word and the bytes `serve` wrote; nil for anything else (left for the general path).
+    /// direct non-empty one, in the direct window: its id, flags, length and the bytes
+    /// `serve` wrote; nil for anything else (left for the general path).
     @inlinable @inline(__always)
     static func serveInPlace(_ d: UnsafeMutableRawPointer, pattern: UInt16, base: UInt64, span: UInt64,
                              host: UnsafeMutableRawPointer, lengthLimit: UInt32,
-                             _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> (UInt64, UInt32)? {
+                             _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> ServedInPlace? {
         let mask = DescriptorFlags.available | DescriptorFlags.used | DescriptorFlags.next | DescriptorFlags.indirect
         // acquire: pairs with the driver's release of the head flags (§2.8.21.3); later
         // heads of its batch were stored before that release.
         let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
         guard flags & mask == pattern else { return nil }
-        let word = d.loadLE64(8)  // len | id << 32 | flags << 48
-        let length = UInt32(truncatingIfNeeded: word)
+        let length = d.loadLE32(8)
         let address = d.loadLE64(0)
         let offset = address &- base
         guard length != 0, offset < span, UInt64(length) <= span &- offset else { return nil }
@@ -322,9 +338,10 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         #endif
         let writable = UInt64(flags & DescriptorFlags.write) &>> 1
         var segment = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
-        let chain = Chain(single: UInt16(truncatingIfNeeded: word &>> 32), length: length, writableBit: writable, firstSegment: 0)
+        let id = d.loadLE16(12)
+        let chain = Chain(single: id, length: length, writableBit: writable, firstSegment: 0)
         let written = withUnsafePointer(to: &segment) { serve(chain, UnsafeBufferPointer(start: $0, count: 1)) }
-        return (word, written)
+        return ServedInPlace(id: id, flags: flags, length: length, written: written)
     }
 
     /// Chains at our position the general way, up to `count`: lone descriptors outside the

@@ -350,46 +350,49 @@ public struct PackedDriver: @unchecked Sendable {
         if !inOrder && deferredUsedSkip == 0 {
             let ring = descriptors
             let meta = chainMeta
-            let stack = freeIds
-            let limit = size
-            var position = nextUsed
+            let limit = Int(size)
+            var position = Int(nextUsed)
             var wrap = usedWrap
             var expected: UInt16 = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
-            var freeTop = freeIdCount
-            var freed = 0
+            // Freed ids go on the stack from its top, one slot per buffer reclaimed.
+            let freed = freeIds + freeIdCount
+            let start = position
+            var laps = 0
             let count = min(maximum, inFlightCount)
+            var d = ring + position &* 16
             while done < count {
-                let d = ring + Int(position) &* 16
                 // acquire: pairs with the device's release of the used flags (the batch's
                 // first; the rest were written before it), so id and len are visible.
                 let flags = d.loadAcquireLE16(PackedLayout.flagsOffset)
                 guard flags & (DescriptorFlags.available | DescriptorFlags.used) == expected else { break }
-                let word = d.loadLE64(8)  // len | id << 32 | flags << 48
-                let id = UInt16(truncatingIfNeeded: word &>> 32)
-                guard id < limit else { break }
+                let length = d.loadLE32(8)
+                let id = d.loadLE16(12)
+                guard Int(id) < limit else { break }
                 // Our bookkeeping is writable << 32 | ring slots (0: not in flight), so
                 // `len << 32 | 1 <= info` says in flight and len ≤ writable in one compare.
                 let info = meta[Int(id)]
-                guard word &<< 32 | 1 <= info else { break }
+                guard UInt64(length) &<< 32 | 1 <= info else { break }
                 meta[Int(id)] = 0
-                stack[freeTop] = id
-                freeTop &+= 1
-                let chain = UInt16(truncatingIfNeeded: info)
-                let length = UInt32(truncatingIfNeeded: word)
-                freed &+= Int(chain)
+                freed[done] = id
+                let chain = Int(UInt16(truncatingIfNeeded: info))
                 position &+= chain
                 if position >= limit {
                     position &-= limit
+                    laps &+= limit
                     wrap.toggle()
                     expected = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
+                    d = ring + position &* 16
+                } else {
+                    d += chain &* 16
                 }
                 done &+= 1
                 body(UsedBuffer(id: id, length: length))
             }
-            nextUsed = position
+            nextUsed = UInt16(truncatingIfNeeded: position)
             usedWrap = wrap
-            freeIdCount = freeTop
-            freeCount &+= freed
+            freeIdCount &+= done
+            // Ring slots freed: how far the position moved.
+            freeCount &+= position &- start &+ laps
             inFlightCount &-= done
             // Stopped at a descriptor not yet used, or at one that broke a rule (checked below).
             if done > 0 || count == 0 { return done }
