@@ -376,14 +376,13 @@ public struct PackedDriver: @unchecked Sendable {
                 freed[done] = id
                 let chain = Int(UInt16(truncatingIfNeeded: info))
                 position &+= chain
+                d += chain &* 16
                 if position >= limit {
                     position &-= limit
                     laps &+= limit
                     wrap.toggle()
                     expected = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
                     d = ring + position &* 16
-                } else {
-                    d += chain &* 16
                 }
                 done &+= 1
                 body(UsedBuffer(id: id, length: length))
