@@ -184,13 +184,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @inlinable @inline(__always)
     mutating func serveSinglesInOrder(_ buffers: DeviceBurstBuffers, count: Int,
                                       _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
-        let window = memory.directWindow
-        guard window.size != 0, let host = window.host else { return 0 }
-        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-        let lengthLimit = injectedLengthLimit
-        #else
-        let lengthLimit = UInt32.max
-        #endif
+        guard let window = inPlaceWindow else { return 0 }
         let ring = descriptors
         let limit = Int(size)
         let lengths = buffers.lengths
@@ -205,8 +199,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             let stop = min(count &- done, limit &- at)
             var i = 0
             while i < stop {
-                guard let served = Self.serveInPlace(ring + (at &+ i) &* 16, pattern: pattern, base: window.base,
-                                                              span: window.size, host: host, lengthLimit: lengthLimit, serve) else { break }
+                guard let served = Self.serveInPlace(ring + (at &+ i) &* 16, pattern: pattern, window, serve) else { break }
                 lengths[done &+ i] = served.written
                 // The chain's writable bytes: its length when VIRTQ_DESC_F_WRITE is set.
                 let writable = served.flags & DescriptorFlags.write != 0 ? served.length : 0
@@ -244,13 +237,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// position), across the end of the lap; returns how many.
     @inlinable @inline(__always)
     mutating func serveSingles(count: Int, _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> Int {
-        let window = memory.directWindow
-        guard window.size != 0, let host = window.host else { return 0 }
-        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-        let lengthLimit = injectedLengthLimit
-        #else
-        let lengthLimit = UInt32.max
-        #endif
+        guard let window = inPlaceWindow else { return 0 }
         let ring = descriptors
         let limit = Int(size)
         var at = Int(nextAvailable)
@@ -265,8 +252,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             var i = 0
             if holdFirst, stop > 0 {
                 let d = ring + at &* 16
-                guard let served = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
-                                                     lengthLimit: lengthLimit, serve) else { break }
+                guard let served = Self.serveInPlace(d, pattern: pattern, window, serve) else { break }
                 // len now (the id is the one the driver wrote in this slot), flags at
                 // publishUsed().
                 d.storeLE32(served.written, 8)
@@ -277,8 +263,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
             }
             while i < stop {
                 let d = ring + (at &+ i) &* 16
-                guard let served = Self.serveInPlace(d, pattern: pattern, base: window.base, span: window.size, host: host,
-                                                     lengthLimit: lengthLimit, serve) else { break }
+                guard let served = Self.serveInPlace(d, pattern: pattern, window, serve) else { break }
                 // The rest whole: len and the used flags (the id is already the buffer's:
                 // the driver wrote it in this slot). The driver reads these only after the
                 // batch's first flags, released in publishUsed().
@@ -302,6 +287,34 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         return done
     }
 
+    /// What serving in place reads buffers through: the direct window and the length limit.
+    @usableFromInline
+    struct InPlaceWindow {
+        @usableFromInline let host: UnsafeMutableRawPointer
+        @usableFromInline let base: UInt64
+        @usableFromInline let span: UInt64
+        @usableFromInline let lengthLimit: UInt32
+        @inlinable init(host: UnsafeMutableRawPointer, base: UInt64, span: UInt64, lengthLimit: UInt32) {
+            self.host = host
+            self.base = base
+            self.span = span
+            self.lengthLimit = lengthLimit
+        }
+    }
+
+    /// The memory's direct window for serving in place; nil when it has none.
+    @inlinable
+    var inPlaceWindow: InPlaceWindow? {
+        let window = memory.directWindow
+        guard window.size != 0, let host = window.host else { return nil }
+        #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+        let lengthLimit = injectedLengthLimit
+        #else
+        let lengthLimit = UInt32.max
+        #endif
+        return InPlaceWindow(host: host, base: window.base, span: window.size, lengthLimit: lengthLimit)
+    }
+
     /// What serving one descriptor in place saw and did.
     @usableFromInline
     struct ServedInPlace {
@@ -321,9 +334,10 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
     /// direct non-empty one, in the direct window: its id, flags, length and the bytes
     /// `serve` wrote; nil for anything else (left for the general path).
     @inlinable @inline(__always)
-    static func serveInPlace(_ d: UnsafeMutableRawPointer, pattern: UInt16, base: UInt64, span: UInt64,
-                             host: UnsafeMutableRawPointer, lengthLimit: UInt32,
+    static func serveInPlace(_ d: UnsafeMutableRawPointer, pattern: UInt16, _ window: InPlaceWindow,
                              _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32) -> ServedInPlace? {
+        let base = window.base
+        let span = window.span
         let mask = DescriptorFlags.available | DescriptorFlags.used | DescriptorFlags.next | DescriptorFlags.indirect
         // acquire: pairs with the driver's release of the head flags (§2.8.21.3); later
         // heads of its batch were stored before that release.
@@ -334,10 +348,10 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         let offset = address &- base
         guard length != 0, offset < span, UInt64(length) <= span &- offset else { return nil }
         #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-        guard length <= lengthLimit else { return nil }
+        guard length <= window.lengthLimit else { return nil }
         #endif
         let writable = UInt64(flags & DescriptorFlags.write) &>> 1
-        var segment = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
+        var segment = Segment(host: window.host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
         let id = d.loadLE16(12)
         let chain = Chain(single: id, length: length, writableBit: writable, firstSegment: 0)
         let written = withUnsafePointer(to: &segment) { serve(chain, UnsafeBufferPointer(start: $0, count: 1)) }

@@ -268,38 +268,18 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     }
 
     /// One contiguous run: per chain the entry, one descriptor's three fields, the window
-    /// check, `serve`, then `complete`.
+    /// check (`SingleRun.walk`), `serve`, then `complete`.
     @inlinable @inline(__always)
     static func serveSingleRun(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, from: Int, slot: Int, limit: UInt32,
                                _ serve: (Chain, UnsafeBufferPointer<Segment>) -> UInt32,
                                _ complete: (Int, Int, Int, Int, UInt32, UInt32) -> Void) -> Int {
-        let table = run.table
-        let mask = run.mask
-        let base = run.base
-        let span = run.span
-        let host = run.host
-        var i = 0
-        while i < count {
-            let head = Int(entries.loadLE16(i &* 2))
-            guard head <= mask else { break }
-            let d = table + head &* 16
-            let flags = d.loadLE16(12)
-            let length = d.loadLE32(8)
-            guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
-            let address = d.loadLE64(0)
-            let offset = address &- base
-            guard offset < span, UInt64(length) <= span &- offset else { break }
-            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-            guard length <= limit else { break }
-            #endif
-            let writable = UInt64(flags & DescriptorFlags.write) &>> 1
-            var segment = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
+        run.walk(entries: entries, count: count, limit: limit) { i, head, segment, writable in
+            var segment = segment
+            let length = segment.length
             let chain = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writableBit: writable, firstSegment: 0)
             let written = withUnsafePointer(to: &segment) { serve(chain, UnsafeBufferPointer(start: $0, count: 1)) }
             complete(from &+ i, i, slot, head, written, length & UInt32(truncatingIfNeeded: 0 &- writable))
-            i &+= 1
         }
-        return i
     }
 
     /// Chains at our position the general way, up to `count`: lone descriptors outside the
@@ -377,6 +357,43 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
             self.span = span
             self.host = host
         }
+
+        /// Walks `count` available entries from `entries` (the run never wraps) while each
+        /// names one direct, non-empty descriptor whose buffer lies in the window: three
+        /// loads and the checks a chain, then `body(i, head, segment, writableBit)`. Stops
+        /// at the first that is anything else (left for the general path, which names what
+        /// is wrong with it); returns how many it walked.
+        @inlinable @inline(__always)
+        func walk(entries: UnsafeMutableRawPointer, count: Int, limit: UInt32,
+                  _ body: (Int, Int, Segment, UInt64) -> Void) -> Int {
+            let table = self.table
+            let mask = self.mask
+            let base = self.base
+            let span = self.span
+            let host = self.host
+            var i = 0
+            while i < count {
+                let head = Int(entries.loadLE16(i &* 2))
+                // Split queue sizes are powers of two: in range means at most the mask.
+                guard head <= mask else { break }
+                let d = table + head &* 16
+                let flags = d.loadLE16(12)
+                let length = d.loadLE32(8)
+                guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
+                let address = d.loadLE64(0)
+                let offset = address &- base
+                guard offset < span, UInt64(length) <= span &- offset else { break }
+                #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
+                guard length <= limit else { break }
+                #endif
+                // VIRTQ_DESC_F_WRITE is bit 1: the direction as a 0/1 word, without a branch.
+                let writable = UInt64(flags & DescriptorFlags.write) &>> 1
+                body(i, head, Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length,
+                                      writableBit: writable), writable)
+                i &+= 1
+            }
+            return i
+        }
     }
 
     /// The gate's injected build refuses long single buffers, so an instruction count can rise.
@@ -402,34 +419,11 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
     @inlinable @inline(__always)
     static func popSingleRunBody(_ run: SingleRun, entries: UnsafeMutableRawPointer, count: Int, chains: UnsafeMutablePointer<Chain>,
                                  segments: UnsafeMutablePointer<Segment>, firstSegment: Int, limit: UInt32) -> Int {
-        let table = run.table
-        let mask = run.mask
-        let base = run.base
-        let span = run.span
-        let host = run.host
-        var i = 0
-        while i < count {
-            let head = Int(entries.loadLE16(i &* 2))
-            // Split queue sizes are powers of two: in range means at most the mask.
-            guard head <= mask else { break }
-            let d = table + head &* 16
-            let flags = d.loadLE16(12)
-            let length = d.loadLE32(8)
-            guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
-            let address = d.loadLE64(0)
-            let offset = address &- base
-            guard offset < span, UInt64(length) <= span &- offset else { break }
-            #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
-            guard length <= limit else { break }
-            #endif
-            // VIRTQ_DESC_F_WRITE is bit 1: the direction as a 0/1 word, without a branch.
-            let writable = UInt64(flags & DescriptorFlags.write) &>> 1
-            segments[i] = Segment(host: host + Int(truncatingIfNeeded: offset), address: address, length: length, writableBit: writable)
-            chains[i] = Chain(single: UInt16(truncatingIfNeeded: head), length: length, writableBit: writable,
+        run.walk(entries: entries, count: count, limit: limit) { i, head, segment, writable in
+            segments[i] = segment
+            chains[i] = Chain(single: UInt16(truncatingIfNeeded: head), length: segment.length, writableBit: writable,
                               firstSegment: firstSegment &+ i)
-            i &+= 1
         }
-        return i
     }
 
     /// The chain at `head` when it is one direct, non-empty descriptor, its buffer
