@@ -54,13 +54,22 @@ public struct GuestMemory: @unchecked Sendable {
     /// The regions in address order.
     public var allRegions: [GuestRegion] { regions }
 
+    /// Whether `[offset, offset + length)` is a non-empty range inside a window of `span`
+    /// bytes, with one sum: the end is past the offset (not empty, no wrap) and at most the
+    /// span. `offset` is an address less the window's base, unsigned, so an address below
+    /// the base is huge and refused.
+    @inlinable @inline(__always)
+    public static func fits(offset: UInt64, length: UInt64, span: UInt64) -> Bool {
+        let end = offset &+ length
+        return end > offset && end <= span
+    }
+
     /// Host pointer for the guest range `[gpa, gpa + length)`, which must lie inside one region.
     @inlinable @inline(__always)
     public func translate(_ gpa: UInt64, length: UInt64) throws(MemoryError) -> UnsafeMutableRawPointer {
-        // Fast path: the whole range inside the first region (offset and end both below its
-        // size; the unsigned subtraction also rejects addresses below it).
+        // Fast path: the whole range inside the first region.
         let offset = gpa &- firstGPA
-        if offset < firstSize, length != 0, length <= firstSize &- offset, let host = firstHost {
+        if Self.fits(offset: offset, length: length, span: firstSize), let host = firstHost {
             return host.advanced(by: Int(truncatingIfNeeded: offset))
         }
         return try translateSlow(gpa, length: length)

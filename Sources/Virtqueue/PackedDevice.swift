@@ -346,7 +346,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
         let length = d.loadLE32(8)
         let address = d.loadLE64(0)
         let offset = address &- base
-        guard length != 0, offset < span, UInt64(length) <= span &- offset else { return nil }
+        guard GuestMemory.fits(offset: offset, length: UInt64(length), span: span) else { return nil }
         #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
         guard length <= window.lengthLimit else { return nil }
         #endif
@@ -464,7 +464,7 @@ public struct PackedDevice<Memory: DeviceMemory>: @unchecked Sendable {
                 let length = UInt32(truncatingIfNeeded: word)
                 let address = d.loadLE64(0)
                 let offset = address &- base
-                guard length != 0, offset < span, UInt64(length) <= span &- offset else { break }
+                guard GuestMemory.fits(offset: offset, length: UInt64(length), span: span) else { break }
                 #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
                 guard length <= lengthLimit else { break }
                 #endif

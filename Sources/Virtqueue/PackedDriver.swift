@@ -149,8 +149,12 @@ public struct PackedDriver: @unchecked Sendable {
                     ordered = ordered &+ 1 == size ? 0 : ordered &+ 1
                 }
             } else {
-                let top = freeTop
-                for k in 0..<run { write(i &+ k, stack[top &- 1 &- k], d + k &* 16, bits) }
+                // The stack is read downwards from its top by one pointer.
+                var top = stack + freeTop
+                for k in 0..<run {
+                    top -= 1
+                    write(i &+ k, top.pointee, d + k &* 16, bits)
+                }
             }
             freeTop &-= run
             i &+= run
@@ -351,15 +355,17 @@ public struct PackedDriver: @unchecked Sendable {
             let ring = descriptors
             let meta = chainMeta
             let limit = Int(size)
-            var position = Int(nextUsed)
             var wrap = usedWrap
             var expected: UInt16 = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
             // Freed ids go on the stack from its top, one slot per buffer reclaimed.
             let freed = freeIds + freeIdCount
-            let start = position
+            let start = Int(nextUsed)
             var laps = 0
             let count = min(maximum, inFlightCount)
-            var d = ring + position &* 16
+            // The walk is one pointer, checked against the ring's end; the position is
+            // worked out from it once, after the burst.
+            var d = ring + start &* 16
+            let end = ring + limit &* 16
             while done < count {
                 // acquire: pairs with the device's release of the used flags (the batch's
                 // first; the rest were written before it), so id and len are visible.
@@ -374,19 +380,17 @@ public struct PackedDriver: @unchecked Sendable {
                 guard UInt64(length) &<< 32 | 1 <= info else { break }
                 meta[Int(id)] = 0
                 freed[done] = id
-                let chain = Int(UInt16(truncatingIfNeeded: info))
-                position &+= chain
-                d += chain &* 16
-                if position >= limit {
-                    position &-= limit
+                d += Int(UInt16(truncatingIfNeeded: info)) &* 16
+                if d >= end {
+                    d -= limit &* 16
                     laps &+= limit
                     wrap.toggle()
                     expected = wrap ? DescriptorFlags.available | DescriptorFlags.used : 0
-                    d = ring + position &* 16
                 }
                 done &+= 1
                 body(UsedBuffer(id: id, length: length))
             }
+            let position = (d - ring) / 16
             nextUsed = UInt16(truncatingIfNeeded: position)
             usedWrap = wrap
             freeIdCount &+= done

@@ -379,10 +379,11 @@ public struct SplitDevice<Memory: DeviceMemory>: @unchecked Sendable {
                 let d = table + head &* 16
                 let flags = d.loadLE16(12)
                 let length = d.loadLE32(8)
-                guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0, length != 0 else { break }
+                guard flags & (DescriptorFlags.next | DescriptorFlags.indirect) == 0 else { break }
                 let address = d.loadLE64(0)
                 let offset = address &- base
-                guard offset < span, UInt64(length) <= span &- offset else { break }
+                // Not empty and inside the window, in one sum.
+                guard GuestMemory.fits(offset: offset, length: UInt64(length), span: span) else { break }
                 #if VQB_GATE_INJECT || VQB_GATE_INJECT_INSTRUCTIONS
                 guard length <= limit else { break }
                 #endif

@@ -26,8 +26,9 @@ public struct SplitDriver: @unchecked Sendable {
     // Private bookkeeping (never read back from ring memory, which the device could scribble on).
     /// Free-list and chain links, one per descriptor.
     @usableFromInline let next: UnsafeMutablePointer<UInt16>
-    /// Per head: descriptors in the chain (low 16 bits; 0 when not in flight) and its
-    /// device-writable bytes (high 32), one word so posting and reclaiming touch it once.
+    /// Per head: descriptors in the chain (low 16 bits), 0xFFFF (bits 16–31) and its
+    /// device-writable bytes (high 32), or 0 when not in flight: one word so posting and
+    /// reclaiming touch it once (`chainInfo` builds it; the reclaim burst says why 0xFFFF).
     @usableFromInline let chainMeta: UnsafeMutablePointer<UInt64>
     private let storage: HalfStorage
 
@@ -99,6 +100,14 @@ public struct SplitDriver: @unchecked Sendable {
 
     // MARK: - Posting
 
+    /// Our bookkeeping word for a chain in flight: writable << 32 | 0xFFFF << 16 | descriptors.
+    /// A used entry is id | len << 32 with id < 2^16, so `entry < info` says both "in flight"
+    /// (info is 0 otherwise) and "len ≤ writable" in one compare.
+    @inlinable @inline(__always)
+    static func chainInfo(writable: UInt32, descriptors: UInt16) -> UInt64 {
+        UInt64(writable) &<< 32 | 0xFFFF_0000 | UInt64(descriptors)
+    }
+
     /// The burst itself: the free-list head, the available index and the counters stay in
     /// registers and are written back once; each descriptor is two stores, its bookkeeping
     /// one, its available entry one. `posted(i, id)` is told each chain's id.
@@ -120,7 +129,7 @@ public struct SplitDriver: @unchecked Sendable {
             // len, flags and next (0) in one store.
             let writable = b.isWritable
             d.storeLE64(UInt64(b.length) | (writable ? UInt64(DescriptorFlags.write) &<< 32 : 0), 8)
-            meta[Int(head)] = (writable ? UInt64(b.length) &<< 32 : 0) | 1
+            meta[Int(head)] = Self.chainInfo(writable: writable ? b.length : 0, descriptors: 1)
             entry.storeLE16(head, 0)
             posted(i, head)
         }
@@ -234,7 +243,7 @@ public struct SplitDriver: @unchecked Sendable {
 
     @inlinable @inline(__always)
     mutating func addChain(head: UInt16, length: UInt16, writable: UInt32) -> UInt16 {
-        chainMeta[Int(head)] = UInt64(writable) &<< 32 | UInt64(length)
+        chainMeta[Int(head)] = Self.chainInfo(writable: writable, descriptors: length)
         available.storeLE16(head, SplitLayout.availableEntryOffset(Int(availableIndex & mask)))
         availableIndex &+= 1
         addedSinceKickCheck &+= 1
@@ -326,34 +335,37 @@ public struct SplitDriver: @unchecked Sendable {
             var extra = 0
             // In runs that end at the used ring's end, so each entry is one load at the
             // run's start plus its index.
-            entries: while last != end {
+            while last != end {
                 let slot = last & m
                 let run = min(end &- last, limit &- slot)
                 let base = ring + SplitLayout.usedEntryOffset(slot)
-                for k in 0..<run {
+                var k = 0
+                while k < run {
                     // id | len << 32.
                     let word = base.loadLE64(k &* 8)
                     let id = Int(UInt32(truncatingIfNeeded: word))
-                    guard id < limit else { break entries }
-                    // Our bookkeeping is writable << 32 | descriptors (0: not in flight), so
-                    // `len << 32 | 1 <= info` says in flight and len ≤ writable in one compare.
+                    guard id < limit else { break }
+                    // In flight and len ≤ writable, in one compare (chainInfo).
                     let info = meta[id]
-                    guard (word & 0xFFFF_FFFF_0000_0000) | 1 <= info else { break entries }
+                    guard word < info else { break }
                     meta[id] = 0
                     let head = UInt16(truncatingIfNeeded: id)
                     // Put the chain on the free list: its tail (reached by our private links)
                     // points at the old head.
-                    var tail = head
+                    var tail = id
                     let chain = Int(UInt16(truncatingIfNeeded: info))
                     if chain != 1 {
-                        for _ in 1..<chain { tail = links[Int(tail)] }
+                        for _ in 1..<chain { tail = Int(links[tail]) }
                         extra &+= chain &- 1
                     }
-                    links[Int(tail)] = free
+                    links[tail] = free
                     free = head
-                    last &+= 1
+                    k &+= 1
                     body(UsedBuffer(id: head, length: UInt32(truncatingIfNeeded: word &>> 32)))
                 }
+                last &+= k
+                // Stopped at an entry that broke a rule.
+                if k < run { break }
             }
             done = last &- first
             lastUsedIndex = UInt16(truncatingIfNeeded: last)

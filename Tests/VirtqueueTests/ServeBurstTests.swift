@@ -332,3 +332,85 @@ struct ServeBurstTests {
         })
     }
 }
+
+/// The one-compare checks of the burst paths at their edges: a buffer ending exactly at
+/// guest memory's end is served and one byte further is named by the general path; an
+/// empty descriptor is served the general way; a used length equal to the buffer's
+/// writable bytes is reclaimed and one more ends the burst, named by the next call.
+struct BurstEdgeTests {
+    @Test(arguments: [RingLayoutKind.split, .packed])
+    func aBufferEndingAtMemorysEndIsServedAndOneByteMoreIsNamed(_ kind: RingLayoutKind) throws {
+        let a = try QueueArena(kind: kind, queueSize: 8, bufferSize: 256, bufferCount: 16, policy: .require(.smallPages))
+        let end = a.memory.allRegions[0].end
+        let buffers = DeviceBurstBuffers(capacity: 8)
+        defer { buffers.deallocate() }
+        // Heads 0-2: an empty buffer, one ending at memory's end, one ending a byte past it.
+        let descriptors: [(UInt64, UInt32)] = [(a.bufferAddress(0), 0), (end - 16, 16), (end - 16, 17)]
+        var seen: [(UInt16, UInt32, Bool)] = []
+        if kind == .split {
+            var spec = SpecSplitDriver(arena: a)
+            var device = try a.splitDevice(features: [.version1])
+            for (i, d) in descriptors.enumerated() { spec.writeDescriptor(i, addr: d.0, len: d.1, flags: 0) }
+            spec.makeAvailable([0, 1, 2])
+            let served = try device.serveBurst(buffers, maximum: 8) { chain, segments in
+                seen.append((chain.id, chain.readableBytes, segments.first?.host != nil)); return 0
+            }
+            #expect(served == 2)
+            #expect(throws: VirtqueueError.bufferOutsideMemory(queue: 0, head: 2, gpa: end - 16, length: 17,
+                                                              cause: .rangeCrossesRegions(gpa: end - 16, length: 17, regionEnd: end))) {
+                try device.serveBurst(buffers, maximum: 8) { _, _ in 0 }
+            }
+        } else {
+            var spec = SpecPackedDriver(arena: a)
+            var device = try a.packedDevice(features: [.version1, .ringPacked])
+            for (i, d) in descriptors.enumerated() { spec.makeAvailable(id: UInt16(i), [(d.0, d.1, false)]) }
+            let served = try device.serveBurst(buffers, maximum: 8) { chain, segments in
+                seen.append((chain.id, chain.readableBytes, segments.first?.host != nil)); return 0
+            }
+            #expect(served == 2)
+            #expect(throws: VirtqueueError.bufferOutsideMemory(queue: 0, head: 2, gpa: end - 16, length: 17,
+                                                              cause: .rangeCrossesRegions(gpa: end - 16, length: 17, regionEnd: end))) {
+                try device.serveBurst(buffers, maximum: 8) { _, _ in 0 }
+            }
+        }
+        #expect(seen.map(\.0) == [0, 1])
+        #expect(seen.map(\.1) == [0, 16])
+        // The empty buffer has no host address; the one at memory's end has one.
+        #expect(seen.map(\.2) == [false, true])
+    }
+
+    @Test(arguments: [RingLayoutKind.split, .packed])
+    func aUsedLengthOfTheWholeBufferIsReclaimedAndOneMoreIsNamed(_ kind: RingLayoutKind) throws {
+        let a = try QueueArena(kind: kind, queueSize: 8, bufferSize: 256, bufferCount: 16, policy: .require(.smallPages))
+        var lengths: [UInt32] = []
+        if kind == .split {
+            var driver = try a.splitDriver(features: [.version1])
+            #expect(driver.postBurst(count: 3) { Buffer(address: a.bufferAddress($0), length: 64, isWritable: true) } == 3)
+            driver.publish()
+            var spec = SpecSplitDevice(arena: a)
+            // Id 2, not 0: the compare must hold for any id, not only for the lowest.
+            spec.markUsed(2, len: 64)
+            spec.markUsed(1, len: 65)
+            #expect(try driver.reclaimBurst(maximum: 8) { lengths.append($0.length) } == 1)
+            #expect(throws: VirtqueueError.usedLengthTooLarge(queue: 0, id: 1, length: 65, writable: 64)) {
+                try driver.reclaimBurst(maximum: 8) { _ in }
+            }
+            #expect(driver.buffersInFlight == 2)
+        } else {
+            var driver = try a.packedDriver(features: [.version1, .ringPacked])
+            var ids: [UInt16] = []
+            #expect(driver.postBurst(count: 3, { Buffer(address: a.bufferAddress($0), length: 64, isWritable: true) },
+                                     posted: { ids.append($1) }) == 3)
+            driver.publish()
+            var spec = SpecPackedDevice(arena: a)
+            spec.markUsed(id: ids[2], len: 64, count: 1)
+            spec.markUsed(id: ids[1], len: 65, count: 1)
+            #expect(try driver.reclaimBurst(maximum: 8) { lengths.append($0.length) } == 1)
+            #expect(throws: VirtqueueError.usedLengthTooLarge(queue: 0, id: UInt32(ids[1]), length: 65, writable: 64)) {
+                try driver.reclaimBurst(maximum: 8) { _ in }
+            }
+            #expect(driver.buffersInFlight == 2)
+        }
+        #expect(lengths == [64])
+    }
+}
