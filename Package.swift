@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "VQBenchKit", targets: ["VQBenchKit"]),
         .library(name: "Doorbell", targets: ["Doorbell"]),
         .library(name: "Mediation", targets: ["Mediation"]),
+        .library(name: "VhostUser", targets: ["VhostUser"]),
         .executable(name: "vqbench", targets: ["vqbench"]),
     ],
     dependencies: [
@@ -64,6 +65,13 @@ let package = Package(
                 "VirtioMemory",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The vhost-user wire protocol: messages, their checks, a Unix-socket connection with
+        // descriptors as SCM_RIGHTS (issue 15).
+        .target(
+            name: "VhostUser",
+            dependencies: ["CPlatform"],
             swiftSettings: swiftSettings
         ),
         // vDPA config ops, the bus with class-id binding, lifecycles, vendor parents (issue 5).
@@ -125,6 +133,11 @@ let package = Package(
                 "VirtioMemory", "CUring", "CPlatform",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VhostUserTests",
+            dependencies: ["VhostUser", "CPlatform"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -84,4 +84,24 @@ int cplatform_futex_wake(uint32_t *word, int count, int process_private);
 /// Returns 1 when readable, 0 on timeout, or -errno.
 int cplatform_wait_readable(int fd, int64_t timeout_ns);
 
+/// sendmsg(2) of `len` bytes with `nfds` descriptors attached as SCM_RIGHTS (none when
+/// nfds is 0), MSG_NOSIGNAL. Returns the bytes sent or -errno.
+long cplatform_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/// recvmsg(2) of up to `len` bytes, taking up to `maxfds` SCM_RIGHTS descriptors into
+/// `fds` (received close-on-exec) and their number into `*nfds`. `*truncated` is set when
+/// the peer sent more descriptors than fit (the kernel closes those). Returns the bytes
+/// received (0: the peer closed) or -errno; on error no descriptor is left open.
+long cplatform_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
+
+/// A listening AF_UNIX stream socket bound at `path` (close-on-exec). Returns the fd or -errno
+/// (-ENAMETOOLONG for a path that does not fit sockaddr_un).
+int cplatform_unix_listen(const char *path, int backlog);
+
+/// A connected AF_UNIX stream socket to `path` (close-on-exec). Returns the fd or -errno.
+int cplatform_unix_connect(const char *path);
+
+/// accept4(2) with SOCK_CLOEXEC. Returns the fd or -errno.
+int cplatform_accept(int fd);
+
 #endif
