@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "Mediation",
             dependencies: [
-                "VirtioMemory", "Virtqueue", "Doorbell", "CPlatform",
+                "VirtioMemory", "Virtqueue", "Doorbell", "CPlatform", "VhostUser",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: swiftSettings
@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "vqbench",
             dependencies: [
-                "VQBenchKit", "Virtqueue", "VirtioMemory", "Doorbell", "CUring",
+                "VQBenchKit", "Virtqueue", "VirtioMemory", "Doorbell", "CUring", "Mediation", "VhostUser", "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "MediationTests",
             dependencies: [
-                "Mediation", "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform",
+                "Mediation", "Virtqueue", "VirtioMemory", "Doorbell", "CPlatform", "VhostUser",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: swiftSettings

@@ -6,10 +6,14 @@ VQB_PACKAGES=(liburing-dev libhugetlbfs-dev pkg-config valgrind)
 
 log() { printf '[vqbench] %s\n' "$*" >&2; }
 
-# Installs the C libraries and tools the package needs, when missing (apt, as root).
+# ensure_packages [PACKAGE...]: installs what is missing of the packages named (default
+# VQB_PACKAGES: the C libraries and tools the package needs) with apt when root; otherwise
+# says what to install and fails.
 ensure_packages() {
     local missing=()
-    for p in "${VQB_PACKAGES[@]}"; do
+    local wanted=("$@")
+    [ ${#wanted[@]} -eq 0 ] && wanted=("${VQB_PACKAGES[@]}")
+    for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

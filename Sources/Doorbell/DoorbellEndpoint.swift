@@ -56,6 +56,11 @@ extension EventfdDoorbell: EndpointDoorbell {
         try probe.check(.eventfd)
         return DoorbellEndpoint(.eventfd, .eventfd(try FileDescriptor()))
     }
+    /// An endpoint over an eventfd this process was given (vhost-user's SET_VRING_KICK and
+    /// SET_VRING_CALL): the endpoint owns the descriptor from here on.
+    public static func adoptEndpoint(fd: Int32) -> DoorbellEndpoint {
+        DoorbellEndpoint(.eventfd, .eventfd(FileDescriptor(adopting: fd)))
+    }
     public static func notifier(on endpoint: DoorbellEndpoint) throws(DoorbellError) -> Notifier {
         guard case let .eventfd(file) = endpoint.backing else { throw endpoint.mismatch(.eventfd) }
         return Notifier(eventfd: file)

@@ -16,6 +16,10 @@ final class FileDescriptor: @unchecked Sendable {
         self.fd = fd
     }
 
+    /// Takes ownership of an eventfd another process handed over (vhost-user's kick and
+    /// call descriptors); it is closed when the last doorbell end made from it goes.
+    init(adopting fd: Int32) { self.fd = fd }
+
     deinit { close(fd) }
 }
 

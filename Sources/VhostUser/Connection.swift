@@ -19,7 +19,13 @@ public struct VhostUserConnection: ~Copyable {
         self.timeoutMilliseconds = timeoutMilliseconds
     }
 
-    deinit { close(fd) }
+    deinit { Glibc.close(fd) }
+
+    /// Closes the connection now rather than when it goes out of scope.
+    public consuming func close() {
+        Glibc.close(fd)
+        discard self
+    }
 
     /// Connects to a back end listening at `path`.
     public static func connect(path: String, timeoutMilliseconds: Int = 30_000) throws(VhostUserError) -> VhostUserConnection {
@@ -58,7 +64,14 @@ public struct VhostUserConnection: ~Copyable {
     /// Receives one message: requests when `reply` is false (a back end), replies when true
     /// (a front end). Waits at most `timeoutMilliseconds` for it to start (nil: forever).
     public func receive(reply: Bool, waitMilliseconds: Int? = nil) throws(VhostUserError) -> VhostUserMessage {
-        if let wait = waitMilliseconds, try !waitReadable(milliseconds: wait) { throw .timedOut(milliseconds: wait) }
+        // Between messages a connection may be quiet for as long as its peer likes (nil);
+        // once a message has started, the connection's timeout bounds the rest of it.
+        if let wait = waitMilliseconds {
+            guard try waitReadable(milliseconds: wait) else { throw .timedOut(milliseconds: wait) }
+        } else {
+            let rc = cplatform_wait_readable(fd, -1)
+            guard rc >= 0 else { throw .system(operation: "ppoll", errno: -rc) }
+        }
         var fds: [Int32] = []
         // Raw buffers rather than arrays: the arrays' closure-taking accessors do not carry
         // a typed error through.
@@ -78,7 +91,7 @@ public struct VhostUserConnection: ~Copyable {
             return try VhostUserMessage.decode(request: request, flags: flags, payload: UnsafeRawBufferPointer(body),
                                                fileDescriptors: taken, reply: reply)
         } catch {
-            for fd in fds { close(fd) }
+            for fd in fds { Glibc.close(fd) }
             throw error
         }
     }
@@ -134,7 +147,7 @@ public struct VhostUserListener: ~Copyable {
     }
 
     deinit {
-        close(fd)
+        Glibc.close(fd)
         unlink(path)
     }
 

@@ -40,6 +40,21 @@ public enum VhostUserError: Error, Sendable, Equatable, CustomStringConvertible 
     case replyMismatch(expected: VhostUserRequest, got: UInt32)
     /// REPLY_ACK: the back end answered a request with a failure code.
     case requestFailed(VhostUserRequest, code: UInt64)
+    // The back end's state machine.
+    /// A request that needs an earlier one first (or came twice where once is the rule).
+    case outOfOrder(VhostUserRequest, requires: String)
+    /// SET_FEATURES / SET_PROTOCOL_FEATURES with bits the back end did not offer.
+    case featuresNotOffered(VhostUserRequest, requested: UInt64, offered: UInt64)
+    /// A vring size that is zero, too large, or (split) not a power of two.
+    case invalidRingSize(index: UInt32, size: UInt32)
+    /// A ring area whose front-end address no region of the memory table covers.
+    case ringNotMapped(index: UInt32, area: String, userAddress: UInt64)
+    /// A memory table region could not be mapped (the file is shorter than the region…).
+    case regionNotMapped(index: Int, reason: String)
+    /// A memory table replaced while rings are running.
+    case memoryTableWhileRunning
+    /// The device half refused the ring (its state or layout).
+    case device(String)
 
     public var description: String {
         switch self {
@@ -62,6 +77,13 @@ public enum VhostUserError: Error, Sendable, Equatable, CustomStringConvertible 
         case let .system(operation, errno): "\(operation) failed: errno \(errno)"
         case let .replyMismatch(expected, got): "a reply to request \(got) arrived where \(expected.name)'s was expected"
         case let .requestFailed(r, code): "the back end refused \(r.name) (code \(code))"
+        case let .outOfOrder(r, requires): "\(r.name) out of order: it needs \(requires)"
+        case let .featuresNotOffered(r, requested, offered): "\(r.name) 0x\(String(requested, radix: 16)) asks for bits outside the offered 0x\(String(offered, radix: 16))"
+        case let .invalidRingSize(index, size): "vring \(index): size \(size) is not a valid queue size"
+        case let .ringNotMapped(index, area, address): "vring \(index): the \(area) at front-end address 0x\(String(address, radix: 16)) is in no region of the memory table"
+        case let .regionNotMapped(index, reason): "memory region \(index) could not be mapped: \(reason)"
+        case .memoryTableWhileRunning: "VHOST_USER_SET_MEM_TABLE while rings are running"
+        case let .device(reason): "the device refused the ring: \(reason)"
         }
     }
 }
