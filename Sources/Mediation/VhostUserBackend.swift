@@ -105,6 +105,9 @@ public final class VhostUserNetBackend: @unchecked Sendable {
     /// The memory table as mapped (guest-physical regions).
     public var mappedRegions: [GuestRegion] { memory?.allRegions ?? [] }
 
+    /// Why a device thread stopped on its own (a ring that broke a rule), if one did.
+    public private(set) var deviceErrors: [String] = []
+
     /// Serves one front end until it closes the connection (nil) or breaks a rule (the
     /// error, after the rings were stopped; the caller closes the connection).
     public func serve(_ connection: borrowing VhostUserConnection) -> VhostUserError? {
@@ -318,6 +321,7 @@ public final class VhostUserNetBackend: @unchecked Sendable {
     private func stopWorker() {
         guard let w = worker else { return }
         w.stop()
+        if let e = w.loopError.value { deviceErrors.append(e) }
         worker = nil
     }
 }
@@ -330,6 +334,8 @@ final class Worker: @unchecked Sendable {
     /// Each ring's base when the thread stopped, handed back to the back end.
     let keep: (UInt16, UInt32) -> Void
     let finalBases = ResultBox<[(UInt16, UInt32)]>([])
+    /// Why the device loop stopped early, if it did (a hostile ring: its typed error).
+    let loopError = ResultBox<String?>(nil)
 
     init(queues: [UInt16], keep: @escaping (UInt16, UInt32) -> Void) {
         self.queues = queues
@@ -402,7 +408,7 @@ final class Worker: @unchecked Sendable {
                                      options: VhostUserBackendOptions, counters: VhostUserBackendCounters,
                                      base: @escaping (D) -> UInt32) throws {
         let waiter = try kick.map { e throws(DoorbellError) in try EventfdDoorbell.waiter(on: e) }
-        let stop = stopFlag, bases = finalBases
+        let stop = stopFlag, bases = finalBases, loopError = loopError
         let loopOptions = DeviceLoopOptions(batch: options.batch, sleeps: waiter != nil, sleepNanoseconds: deviceStopCheckNanoseconds,
                                             timeoutIsLostKick: false)
         // The queues and the waiter move to the thread, which owns them from here on.
@@ -411,10 +417,10 @@ final class Worker: @unchecked Sendable {
             var (owned, waiter, base) = start.value
             var service = Service(stop: stop, counters: counters)
             if var w = waiter {
-                _ = runDeviceLoop(&owned, kick: &w, options: loopOptions, service: &service)
+                loopError.value = runDeviceLoop(&owned, kick: &w, options: loopOptions, service: &service)
             } else {
                 var w = NeverWaiter()
-                _ = runDeviceLoop(&owned, kick: &w, options: loopOptions, service: &service)
+                loopError.value = runDeviceLoop(&owned, kick: &w, options: loopOptions, service: &service)
             }
             bases.value = owned.map { ($0.index, base($0.device)) }
             waiter = nil

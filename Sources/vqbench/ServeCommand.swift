@@ -44,6 +44,7 @@ struct ServeCommand: ParsableCommand {
             print("front end \(n): \(backend.handled.count) requests; served \(c.transmitted) transmit chains, \(c.transmitBytes) bytes " +
                   "in \(String(format: "%.1f", seconds)) s; \(c.wakeups) kick wake-ups, \(c.interrupts) interrupts")
             if let error { print("front end \(n) closed: \(error)") }
+            for e in backend.deviceErrors { print("front end \(n): a ring stopped: \(e)") }
         }
     }
 }

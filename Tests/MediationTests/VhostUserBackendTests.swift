@@ -131,6 +131,32 @@ struct VhostUserBackendTests {
         #expect(run.finish() == nil)
     }
 
+    @Test func aHostileDescriptorStopsTheRingWithItsNameAndTheProcessLives() throws {
+        let arena = try QueueArena(kind: .split, queueSize: 256, bufferSize: 128, bufferCount: 256, policy: .require(.smallPages), shareable: true)
+        let run = BackendRun()
+        let front = VhostUserConnection(adopting: run.front, timeoutMilliseconds: 5000)
+        let kick = cplatform_eventfd(0), call = cplatform_eventfd(0)
+        defer { close(kick); close(call) }
+        try bringUp(front, arena: arena, features: [.version1], kick: kick, call: call)
+        var driver = try arena.splitDriver(features: [.version1], queue: 1)
+        // A buffer at guest address 0x10: outside every region of the memory table.
+        _ = try driver.post(Buffer(address: 0x10, length: 76))
+        driver.publish()
+        var one: UInt64 = 1
+        _ = write(kick, &one, 8)
+        let deadline = cplatform_monotonic_ns() + 5_000_000_000
+        while run.backend.counters.transmitted == 0 && cplatform_monotonic_ns() < deadline {
+            // The device stops on the descriptor; nothing is served.
+            if cplatform_monotonic_ns() > deadline - 4_800_000_000 { break }
+        }
+        _ = try front.call(VhostUserMessage(.getVringBase, payload: .vringState(index: 1, num: 0)))
+        #expect(run.backend.counters.transmitted == 0)
+        #expect(run.backend.deviceErrors.count == 1)
+        #expect(run.backend.deviceErrors.first?.contains("0x10") == true, "\(run.backend.deviceErrors)")
+        front.close()
+        #expect(run.finish() == nil)
+    }
+
     @Test func aBrokenRuleEndsTheConnectionWithItsName() throws {
         func refused(_ messages: [(VhostUserMessage, [Int32])], _ expected: VhostUserError, sourceLocation: SourceLocation = #_sourceLocation) throws {
             let run = BackendRun()
