@@ -251,3 +251,20 @@ int cplatform_accept(int fd) {
     do { c = accept4(fd, NULL, NULL, SOCK_CLOEXEC); } while (c < 0 && errno == EINTR);
     return c < 0 ? -errno : c;
 }
+
+int cplatform_poll_readable(const int *fds, int n, int64_t timeout_ns, uint64_t *ready) {
+    struct pollfd p[64];
+    *ready = 0;
+    if (n < 0 || n > 64) return -EINVAL;
+    for (int i = 0; i < n; i++) { p[i].fd = fds[i]; p[i].events = POLLIN; p[i].revents = 0; }
+    struct timespec ts;
+    struct timespec *timeout = NULL;
+    if (timeout_ns >= 0) {
+        ts = relative_timespec(timeout_ns);
+        timeout = &ts;
+    }
+    int rc = ppoll(p, (nfds_t)n, timeout, NULL);
+    if (rc < 0) return -errno;
+    for (int i = 0; i < n; i++) if (p[i].revents & (POLLIN | POLLERR | POLLHUP)) *ready |= (uint64_t)1 << i;
+    return rc;
+}

@@ -1,10 +1,10 @@
-// A vhost-user back end (the device side) serving a virtio-net device's transmit queues
-// on a front end's rings: the front end (QEMU, DPDK's virtio-user, our own) connects over
+// A vhost-user back end (the device side) serving a virtio-net device on a front end's
+// rings — transmit chains consumed, receive buffers filled with numbered frames: the front end (QEMU, DPDK's virtio-user, our own) connects over
 // a Unix socket, negotiates features, hands over its memory (memfds, mapped here with
 // PeerMapping), its rings' addresses and the kick and call eventfds; the back end runs the
 // device loop (`runDeviceLoop`, the same one every parent's device thread runs) over the
-// rings on a thread of its own, sleeping on the transmit queue's kick and ringing the call
-// eventfd when the driver asks for interrupts.
+// rings on a thread of its own, sleeping on every ring's kick eventfd at once and ringing a
+// ring's call eventfd when the driver asks for an interrupt.
 //
 // Every message is checked against the state it needs (QEMU's vhost-user.rst): a request
 // out of order, features not offered, a ring size or address that no region covers, a
@@ -13,6 +13,9 @@
 
 import Atomics
 import CPlatform
+#if canImport(Glibc)
+import Glibc
+#endif
 import Doorbell
 import VhostUser
 import Virtqueue
@@ -44,8 +47,9 @@ public struct VhostUserBackendOptions: Sendable {
 
 /// What the back end's device thread served, readable from any thread.
 public final class VhostUserBackendCounters: @unchecked Sendable {
-    let words = UnsafeMutablePointer<UInt64.AtomicRepresentation>.allocate(capacity: 4)
-    init() { for i in 0..<4 { (words + i).initialize(to: .init(0)) } }
+    static let count = 8
+    let words = UnsafeMutablePointer<UInt64.AtomicRepresentation>.allocate(capacity: count)
+    init() { for i in 0..<Self.count { (words + i).initialize(to: .init(0)) } }
     deinit { words.deallocate() }
     @inline(__always) func add(_ i: Int, _ v: UInt64) {
         // relaxed: a tally; one writer (the device thread) at a time.
@@ -60,6 +64,51 @@ public final class VhostUserBackendCounters: @unchecked Sendable {
     public var interrupts: UInt64 { load(2) }
     /// Wake-ups from a kick.
     public var wakeups: UInt64 { load(3) }
+    /// Receive buffers filled with a frame (published to the driver).
+    public var received: UInt64 { load(4) }
+    /// Bytes written into them (the virtio-net header included).
+    public var receiveBytes: UInt64 { load(5) }
+    /// Transmitted frames that are one of our receive frames sent back (a forwarding front
+    /// end), every byte as written.
+    public var echoedIntact: UInt64 { load(6) }
+    /// Transmitted frames marked as ours whose bytes were not as written.
+    public var echoedCorrupt: UInt64 { load(7) }
+}
+
+/// The receive frames the back end writes: a virtio-net header (§5.1.6: no offloads,
+/// num_buffers 1), then an Ethernet frame of EtherType 0x88B5 (IEEE local experimental)
+/// carrying the frame's sequence number and a byte pattern derived from it, so a frame
+/// that comes back on a transmit queue can be recognised and checked byte for byte.
+public enum VhostUserFrames {
+    /// The virtio-net header with VERSION_1 (num_buffers present).
+    public static let headerBytes = 12
+    public static let frameBytes = 64
+    public static let etherType: UInt16 = 0x88B5
+    /// Byte `i` of frame `sequence` (after the 14-byte Ethernet header and the 8-byte sequence).
+    @inlinable static func pattern(_ sequence: UInt64, _ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: sequence &* 31 &+ UInt64(i)) }
+
+    /// Writes header and frame `sequence` into `p` (headerBytes + frameBytes long).
+    @inlinable static func write(_ p: UnsafeMutableRawPointer, sequence: UInt64) {
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: headerBytes)
+        p.storeBytes(of: UInt16(1).littleEndian, toByteOffset: 10, as: UInt16.self)  // num_buffers
+        let f = p + headerBytes
+        // Destination and source: locally administered unicast addresses.
+        for i in 0..<6 { f.storeBytes(of: UInt8(i == 0 ? 0x02 : 0), toByteOffset: i, as: UInt8.self) }
+        for i in 0..<6 { f.storeBytes(of: UInt8(i == 0 ? 0x02 : 1), toByteOffset: 6 + i, as: UInt8.self) }
+        f.storeBytes(of: etherType.bigEndian, toByteOffset: 12, as: UInt16.self)
+        f.storeBytes(of: sequence.littleEndian, toByteOffset: 14, as: UInt64.self)
+        for i in 22..<frameBytes { f.storeBytes(of: pattern(sequence, i), toByteOffset: i, as: UInt8.self) }
+    }
+
+    /// For a transmitted frame (after its virtio-net header): nil when it is not one of ours,
+    /// else whether every byte is as written.
+    @inlinable static func check(_ f: UnsafeRawPointer, length: Int) -> Bool? {
+        guard length >= 14, UInt16(bigEndian: f.loadUnaligned(fromByteOffset: 12, as: UInt16.self)) == etherType else { return nil }
+        guard length == frameBytes else { return false }
+        let sequence = UInt64(littleEndian: f.loadUnaligned(fromByteOffset: 14, as: UInt64.self))
+        for i in 22..<frameBytes where f.load(fromByteOffset: i, as: UInt8.self) != pattern(sequence, i) { return false }
+        return true
+    }
 }
 
 /// One vhost-user front end's device: its negotiated state, memory and rings.
@@ -299,10 +348,10 @@ public final class VhostUserNetBackend: @unchecked Sendable {
         return memory != nil && acked != nil && v.size != nil && v.address != nil && v.kickSet && enabled
     }
 
-    /// Starts the device thread over every startable transmit ring when none runs.
+    /// Starts the device thread over every startable ring when none runs.
     private func reconcile() throws(VhostUserError) {
         guard worker == nil, let memory, let acked else { return }
-        let transmit = vrings.indices.filter { $0 & 1 == 1 && startable($0) }
+        let transmit = vrings.indices.filter { startable($0) }
         guard !transmit.isEmpty else { return }
         let features = VirtioFeatures(rawValue: acked & ~VhostUserFeatures.protocolFeatures)
         var ready: [(UInt16, Int, RingAddresses, UInt32, DoorbellEndpoint?, DoorbellEndpoint?)] = []
@@ -346,8 +395,8 @@ final class Worker: @unchecked Sendable {
                       features: VirtioFeatures, options: VhostUserBackendOptions, counters: VhostUserBackendCounters,
                       keep: @escaping (UInt16, UInt32) -> Void) throws(VhostUserError) -> Worker {
         let w = Worker(queues: ready.map(\.0), keep: keep)
-        // One kick to sleep on: the first ring's (all are transmit rings of this device).
-        let kick = ready.first!.4
+        // Every ring's kick eventfd (polled rings have none).
+        let kicks = ready.compactMap(\.4)
         do {
             if features.contains(.ringPacked) {
                 var queues: [DeviceQueue<PackedDevice<GuestMemory>, EventfdDoorbell.Notifier>] = []
@@ -359,7 +408,7 @@ final class Worker: @unchecked Sendable {
                                                   features: features, state: state)
                     queues.append(DeviceQueue(index: r.0, device: device, call: try r.5.map { e throws(DoorbellError) in try EventfdDoorbell.notifier(on: e) }))
                 }
-                try w.run(queues, kick: kick, options: options, counters: counters) { d in
+                try w.run(queues, kicks: kicks, options: options, counters: counters) { d in
                     let s = d.state
                     return VhostUserPackedBase(availableIndex: s.lastAvailableIndex, availableWrap: s.availableWrapCounter,
                                                usedIndex: s.usedIndex, usedWrap: s.usedWrapCounter).num
@@ -372,7 +421,7 @@ final class Worker: @unchecked Sendable {
                                                  features: features, state: SplitQueueState(lastAvailableIndex: base, usedIndex: base))
                     queues.append(DeviceQueue(index: r.0, device: device, call: try r.5.map { e throws(DoorbellError) in try EventfdDoorbell.notifier(on: e) }))
                 }
-                try w.run(queues, kick: kick, options: options, counters: counters) { d in UInt32(d.state.lastAvailableIndex) }
+                try w.run(queues, kicks: kicks, options: options, counters: counters) { d in UInt32(d.state.lastAvailableIndex) }
             }
         } catch let e as VirtqueueError {
             throw .device("\(e)")
@@ -382,21 +431,78 @@ final class Worker: @unchecked Sendable {
         return w
     }
 
+    /// virtio-net (§5.1.2): even queues receive, odd ones transmit.
     struct Service: DeviceLoopService {
         let stop: ManagedAtomic<Bool>
         let counters: VhostUserBackendCounters
-        var chains: UInt64 = 0
-        var bytes: UInt64 = 0
+        /// Per loop queue: whether it transmits.
+        let transmits: [Bool]
+        /// Per-burst tallies (plain fields: no array in the loop), added to the shared
+        /// counters once a burst.
+        var transmitted: UInt64 = 0, transmitBytes: UInt64 = 0, received: UInt64 = 0, receiveBytes: UInt64 = 0
+        var intact: UInt64 = 0, corrupt: UInt64 = 0
+        var sequence: UInt64 = 0
+        /// One frame's bytes, gathered or written across a chain's segments.
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: VhostUserFrames.headerBytes + VhostUserFrames.frameBytes, alignment: 8)
+
         mutating func serve(queue: Int, chain: Chain, segments: UnsafeBufferPointer<Segment>) -> UInt32 {
-            chains &+= 1
-            bytes &+= UInt64(chain.readableBytes)
-            return 0
+            if transmits[queue] {
+                transmitted &+= 1
+                transmitBytes &+= UInt64(chain.readableBytes)
+                // A frame of ours sent back: gather its first bytes (header and frame) and check them.
+                let want = VhostUserFrames.headerBytes + VhostUserFrames.frameBytes
+                let got = gather(segments, into: scratch, count: want)
+                if got > VhostUserFrames.headerBytes,
+                   let intact = VhostUserFrames.check(scratch + VhostUserFrames.headerBytes,
+                                                      length: Int(chain.readableBytes) - VhostUserFrames.headerBytes) {
+                    if intact { self.intact &+= 1 } else { corrupt &+= 1 }
+                }
+                return 0
+            }
+            let length = VhostUserFrames.headerBytes + VhostUserFrames.frameBytes
+            guard chain.writableBytes >= UInt32(length) else { return 0 }
+            VhostUserFrames.write(scratch, sequence: sequence)
+            sequence &+= 1
+            scatter(scratch, count: length, into: segments)
+            received &+= 1
+            receiveBytes &+= UInt64(length)
+            return UInt32(length)
         }
+
+        /// Copies the first `count` bytes of the chain's readable segments; returns how many there were.
+        func gather(_ segments: UnsafeBufferPointer<Segment>, into out: UnsafeMutableRawPointer, count: Int) -> Int {
+            var done = 0
+            for s in segments where !s.isWritable && done < count {
+                guard let host = s.host else { continue }
+                let n = min(Int(s.length), count - done)
+                (out + done).copyMemory(from: host, byteCount: n)
+                done += n
+            }
+            return done
+        }
+
+        /// Writes `count` bytes across the chain's writable segments, in order.
+        func scatter(_ bytes: UnsafeRawPointer, count: Int, into segments: UnsafeBufferPointer<Segment>) {
+            var done = 0
+            for s in segments where s.isWritable && done < count {
+                guard let host = s.host else { continue }
+                let n = min(Int(s.length), count - done)
+                host.copyMemory(from: bytes + done, byteCount: n)
+                done += n
+            }
+        }
+
         mutating func completed(queue: Int, count: Int) {
-            counters.add(0, chains)
-            counters.add(1, bytes)
-            chains = 0
-            bytes = 0
+            func flush(_ i: Int, _ v: inout UInt64) {
+                if v != 0 { counters.add(i, v) }
+                v = 0
+            }
+            flush(0, &transmitted)
+            flush(1, &transmitBytes)
+            flush(4, &received)
+            flush(5, &receiveBytes)
+            flush(6, &intact)
+            flush(7, &corrupt)
         }
         mutating func interrupted(queue: Int) { counters.add(2, 1) }
         mutating func woke() { counters.add(3, 1) }
@@ -404,10 +510,11 @@ final class Worker: @unchecked Sendable {
         mutating func shouldStop() -> Bool { stop.load(ordering: .relaxed) }
     }
 
-    func run<D: VirtqueueDeviceHalf>(_ queues: [DeviceQueue<D, EventfdDoorbell.Notifier>], kick: DoorbellEndpoint?,
+    func run<D: VirtqueueDeviceHalf>(_ queues: [DeviceQueue<D, EventfdDoorbell.Notifier>], kicks: [DoorbellEndpoint],
                                      options: VhostUserBackendOptions, counters: VhostUserBackendCounters,
                                      base: @escaping (D) -> UInt32) throws {
-        let waiter = try kick.map { e throws(DoorbellError) in try EventfdDoorbell.waiter(on: e) }
+        let waiter: KickSetWaiter? = kicks.isEmpty ? nil : KickSetWaiter(kicks)
+        let transmits = queues.map(\.transmits)
         let stop = stopFlag, bases = finalBases, loopError = loopError
         let loopOptions = DeviceLoopOptions(batch: options.batch, sleeps: waiter != nil, sleepNanoseconds: deviceStopCheckNanoseconds,
                                             timeoutIsLostKick: false)
@@ -415,7 +522,8 @@ final class Worker: @unchecked Sendable {
         let start = ResultBox((queues, waiter, base))
         thread = try PinnedThread(cpu: options.cpu, name: "vhost-user dev") {
             var (owned, waiter, base) = start.value
-            var service = Service(stop: stop, counters: counters)
+            var service = Service(stop: stop, counters: counters, transmits: transmits)
+            defer { service.scratch.deallocate() }
             if var w = waiter {
                 loopError.value = runDeviceLoop(&owned, kick: &w, options: loopOptions, service: &service)
             } else {
@@ -434,6 +542,49 @@ final class Worker: @unchecked Sendable {
         thread = nil
         for (q, b) in finalBases.value { keep(q, b) }
     }
+}
+
+/// Sleeps on every ring's kick eventfd at once (vhost-user gives each ring its own): one
+/// ppoll over them all, then a read of each that is readable, so its count starts again.
+struct KickSetWaiter: DoorbellWaiter {
+    /// Kept so the descriptors stay open while the thread waits on them.
+    let endpoints: [DoorbellEndpoint]
+    let fds: [Int32]
+    var tally = DoorbellCounters()
+    var counters: DoorbellCounters { tally }
+
+    init(_ endpoints: [DoorbellEndpoint]) {
+        self.endpoints = Array(endpoints.prefix(64))
+        fds = self.endpoints.compactMap(\.eventfd)
+    }
+
+    mutating func wait() throws(DoorbellError) {
+        while try !wait(timeoutNanoseconds: UInt64.max) {}
+    }
+
+    mutating func wait(timeoutNanoseconds: UInt64) throws(DoorbellError) -> Bool {
+        var ready: UInt64 = 0
+        tally.syscalls &+= 1
+        let timeout = timeoutNanoseconds > UInt64(Int64.max) ? Int64(-1) : Int64(timeoutNanoseconds)
+        let rc = fds.withUnsafeBufferPointer { cplatform_poll_readable($0.baseAddress, Int32($0.count), timeout, &ready) }
+        guard rc >= 0 else {
+            if rc == -EINTR { return false }
+            throw .systemCall(name: "ppoll(kick eventfds)", errno: -rc)
+        }
+        guard rc > 0 else {
+            tally.timeouts &+= 1
+            return false
+        }
+        for (i, fd) in fds.enumerated() where ready & (1 << UInt64(i)) != 0 {
+            var count: UInt64 = 0
+            tally.syscalls &+= 1
+            if read(fd, &count, 8) == 8 { tally.notificationsReceived &+= count }
+        }
+        tally.wakeups &+= 1
+        return true
+    }
+
+    mutating func recordSpuriousWakeup() { tally.spuriousWakeups &+= 1 }
 }
 
 /// The kick of a ring polled without a descriptor (SET_VRING_KICK with bit 8): never waited on.

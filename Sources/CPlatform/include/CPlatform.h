@@ -104,4 +104,8 @@ int cplatform_unix_connect(const char *path);
 /// accept4(2) with SOCK_CLOEXEC. Returns the fd or -errno.
 int cplatform_accept(int fd);
 
+/// ppoll(2) for readability on up to 64 descriptors; bit i of `*ready` is set when fds[i] is
+/// readable. timeout_ns < 0 waits forever. Returns how many are ready (0: timed out) or -errno.
+int cplatform_poll_readable(const int *fds, int n, int64_t timeout_ns, uint64_t *ready);
+
 #endif
