@@ -1,6 +1,7 @@
 // `vqbench serve --vhost-user PATH`: our vhost-user back end for any front end (QEMU,
 // DPDK's virtio-user, a VMM): listens at PATH, serves each front end that connects until it
-// closes the connection, and prints what it was asked and what it served.
+// closes the connection (one after another), and prints what it was asked and what it
+// served in each direction.
 
 import ArgumentParser
 import CPlatform
@@ -10,7 +11,7 @@ import VhostUser
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the vhost-user back end (a virtio-net device's transmit queues) for any front end.")
+        abstract: "Run the vhost-user back end (a virtio-net device) for any front end.")
 
     @Option(name: .customLong("vhost-user"), help: "The Unix socket path to listen at.")
     var path: String
@@ -41,8 +42,9 @@ struct ServeCommand: ParsableCommand {
             let seconds = Double(cplatform_monotonic_ns() &- t0) / 1e9
             if verbose { for r in backend.handled { print("  \(r)") } }
             let c = backend.counters
-            print("front end \(n): \(backend.handled.count) requests; served \(c.transmitted) transmit chains, \(c.transmitBytes) bytes " +
-                  "in \(String(format: "%.1f", seconds)) s; \(c.wakeups) kick wake-ups, \(c.interrupts) interrupts")
+            print("front end \(n): \(backend.handled.count) requests in \(String(format: "%.1f", seconds)) s; " +
+                  "transmit: \(c.transmitted) chains, \(c.transmitBytes) bytes (\(c.echoedIntact) of our frames sent back intact, \(c.echoedCorrupt) corrupt); " +
+                  "receive: \(c.received) buffers filled, \(c.receiveBytes) bytes; \(c.wakeups) kick wake-ups, \(c.interrupts) interrupts")
             if let error { print("front end \(n) closed: \(error)") }
             for e in backend.deviceErrors { print("front end \(n): a ring stopped: \(e)") }
         }
