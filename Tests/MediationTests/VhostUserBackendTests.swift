@@ -265,7 +265,8 @@ extension MediationSuites {
         #expect(outcome == nil, "\(name): \(String(describing: outcome))")
         let sent = count("TX-packets:", text)
         #expect(sent != nil, "\(name): no TX-packets in testpmd's output:\n\(text.suffix(2000))")
-        #expect((sent ?? 0) > 10_000, "\(name)")
+        // Packets flowed (how many says nothing: no speed is asserted).
+        #expect((sent ?? 0) > 0, "\(name)")
         #expect(backend.counters.transmitted == sent, "\(name)")
         // Each packet: the 12-byte virtio-net header (VERSION_1) and testpmd's 64-byte frame.
         #expect(backend.counters.transmitBytes == (sent ?? 0) * 76, "\(name)")
@@ -282,7 +283,7 @@ extension MediationSuites {
         #expect(outcome == nil, "\(name): \(String(describing: outcome))")
         let received = count("RX-packets:", text) ?? 0, sent = count("TX-packets:", text) ?? 0
         let c = backend.counters
-        #expect(sent > 10_000, "\(name): testpmd forwarded \(sent)")
+        #expect(sent > 0, "\(name): testpmd forwarded \(sent)")
         // Every frame testpmd sent is one the back end served, and is one of its own frames, intact.
         #expect(c.transmitted == sent, "\(name)")
         #expect(c.echoedIntact == sent, "\(name)")
